@@ -1,0 +1,1 @@
+"""Customers: import and merge from many sources, and the profile of one customer."""

@@ -1,0 +1,137 @@
+"""The one error tree of crm-engine.
+
+Every error the engine raises on purpose is an :class:`EngineError`; foreign
+errors (SQLAlchemy, pydantic, csv, openpyxl...) are wrapped where they enter
+with ``raise ... from exc``, so users read a sentence, never a traceback::
+
+    EngineError
+    ├── ConfigError (ValueError)          bad config.toml / campaigns / budgets
+    │   ├── ConfigFileError               file missing, unreadable, not TOML
+    │   ├── ConfigValueError              a field with a bad value
+    │   ├── SegmentCycleError             segments that reference each other
+    │   └── RuleError                     a rule of the rule language
+    │       ├── RuleSyntaxError           outside the language, cannot parse
+    │       ├── RuleTypeError             well-formed, wrong types
+    │       └── UnknownFieldError         a name the catalogue does not know
+    ├── ImportFileError (ValueError)      an import file that cannot be read at all
+    ├── DatabaseError                     schema missing, cannot connect, migration failed
+    └── NotFoundError (LookupError)       a named thing that does not exist
+
+The CLI maps :class:`EngineError` to exit code 1 (user error) and anything else
+to exit code 2 (a bug).
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Root of every error crm-engine raises on purpose."""
+
+
+class ConfigError(EngineError, ValueError):
+    """The configuration is wrong; nothing was changed."""
+
+
+class ConfigFileError(ConfigError):
+    """A configuration file is missing, unreadable or not valid TOML."""
+
+    def __init__(self, path: str, reason: str, *, line: int | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        self.line = line
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {reason}")
+
+
+class ConfigValueError(ConfigError):
+    """A field of a configuration file has a bad value.
+
+    Rendered as ``config.toml:42 segments.lapsing.rule: <reason>``.
+    """
+
+    def __init__(self, path: str, toml_path: str, reason: str, *, line: int | None = None) -> None:
+        self.path = path
+        self.toml_path = toml_path
+        self.reason = reason
+        self.line = line
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where} {toml_path}: {reason}" if toml_path else f"{where}: {reason}")
+
+
+class ConfigErrors(ConfigError):
+    """Several configuration errors found in one pass; each is listed."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))
+
+
+class SegmentCycleError(ConfigError):
+    """Segments reference each other in a cycle."""
+
+    def __init__(self, cycle: list[str]) -> None:
+        self.cycle = cycle
+        super().__init__("segments reference each other in a cycle: " + " -> ".join(cycle))
+
+
+class RuleError(ConfigError):
+    """A rule of the rule language is wrong; ``line``/``column`` are 1-based in the rule text."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        line: int | None = None,
+        column: int | None = None,
+        suggestion: str | None = None,
+        text: str | None = None,
+    ) -> None:
+        self.message = message
+        self.line = line
+        self.column = column
+        self.suggestion = suggestion
+        self.text = text
+        rendered = message
+        if suggestion:
+            rendered += f" (did you mean {suggestion}?)"
+        if line is not None:
+            rendered = f"line {line}, column {column or 1}: {rendered}"
+        super().__init__(rendered)
+
+
+class RuleSyntaxError(RuleError):
+    """The rule is not in the language (bad syntax or a refused construct)."""
+
+
+class RuleTypeError(RuleError):
+    """The rule is well formed but its types do not fit."""
+
+
+class UnknownFieldError(RuleError):
+    """The rule names a field, function or segment that does not exist."""
+
+
+class ImportFileError(EngineError, ValueError):
+    """An import file cannot be read at all; nothing was imported."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class DatabaseError(EngineError):
+    """The database cannot be reached, or its schema is missing or outdated."""
+
+
+class NotFoundError(EngineError, LookupError):
+    """A named thing (segment, customer, import) does not exist."""
+
+    def __init__(self, kind: str, name: str, known: list[str] | None = None) -> None:
+        self.kind = kind
+        self.name = name
+        self.known = known or []
+        message = f"unknown {kind} {name!r}"
+        if known:
+            message += f" (known: {', '.join(sorted(known))})"
+        super().__init__(message)

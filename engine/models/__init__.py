@@ -1,0 +1,28 @@
+"""The tables of crm-engine (SQLModel); importing this package registers them all."""
+
+from __future__ import annotations
+
+from engine.models.customer import CONSENT_CHANNELS, LIFECYCLE_STAGES, Customer, CustomerSourceRecord
+from engine.models.import_batch import ImportBatch
+from engine.models.metrics import CustomerMetrics, CustomerMetricValue, CustomerScore
+from engine.models.purchase import Purchase
+from engine.models.segment import Segment, SegmentMembership, SegmentRefresh
+from engine.models.types import Money, UtcDateTime, utcnow
+
+__all__ = [
+    "CONSENT_CHANNELS",
+    "LIFECYCLE_STAGES",
+    "Customer",
+    "CustomerMetricValue",
+    "CustomerMetrics",
+    "CustomerScore",
+    "CustomerSourceRecord",
+    "ImportBatch",
+    "Money",
+    "Purchase",
+    "Segment",
+    "SegmentMembership",
+    "SegmentRefresh",
+    "UtcDateTime",
+    "utcnow",
+]
