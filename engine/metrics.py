@@ -47,6 +47,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    update,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
@@ -115,7 +116,7 @@ def _score(order: Any) -> Any:
 
 
 def built_in_metrics_select(config: Config, as_of: dt.date, refreshed_at: dt.datetime) -> Any:
-    """The SELECT producing one ``customer_metrics`` row per customer."""
+    """The SELECT producing one ``customer_metrics`` row per customer (ranks come after)."""
     metrics = config.settings.metrics
     end = end_of_day(config, as_of)
     window_start = end - dt.timedelta(days=metrics.regular_window_days)
@@ -137,32 +138,6 @@ def built_in_metrics_select(config: Config, as_of: dt.date, refreshed_at: dt.dat
         .group_by(PURCHASE.c.customer_id)
         .subquery("per_customer")
     )
-    buyers = select(per_customer).where(per_customer.c.orders_count > 0).subquery("buyers")
-    total_revenue = func.sum(buyers.c.total_spent).over()
-    revenue_before = func.coalesce(
-        func.sum(buyers.c.total_spent).over(
-            order_by=(buyers.c.total_spent.desc(), buyers.c.customer_id), rows=(None, -1)
-        ),
-        0,
-    )
-    share_a = literal(float(metrics.abc["A"]), Float())
-    share_b = literal(float(metrics.abc["B"]), Float())
-    ranked = (
-        select(
-            buyers.c.customer_id,
-            _score(buyers.c.last_order_at).label("recency_score"),
-            _score(buyers.c.orders_count).label("frequency_score"),
-            _score(buyers.c.total_spent).label("monetary_score"),
-            case(
-                (buyers.c.total_spent <= 0, "C"),
-                (cast(revenue_before, Float) < cast(total_revenue, Float) * share_a, "A"),
-                (cast(revenue_before, Float) < cast(total_revenue, Float) * share_b, "B"),
-                else_="C",
-            ).label("abc_class"),
-        )
-        .select_from(buyers)
-        .subquery("ranked")
-    )
     orders = func.coalesce(per_customer.c.orders_count, 0)
     lifecycle = case(
         (CUSTOMER.c.lifecycle_stage == "partner", "partner"),
@@ -172,11 +147,6 @@ def built_in_metrics_select(config: Config, as_of: dt.date, refreshed_at: dt.dat
         ),
         (orders > 0, "client"),
         else_="visitor",
-    )
-    rfm = (
-        cast(ranked.c.recency_score, Integer).cast(String())
-        + cast(ranked.c.frequency_score, Integer).cast(String())
-        + cast(ranked.c.monetary_score, Integer).cast(String())
     )
     return select(
         CUSTOMER.c.id,
@@ -192,19 +162,10 @@ def built_in_metrics_select(config: Config, as_of: dt.date, refreshed_at: dt.dat
         ),
         case((orders > 0, func.round(per_customer.c.total_spent / orders, 2)), else_=None),
         func.coalesce(per_customer.c.orders_in_window, 0),
-        ranked.c.recency_score,
-        ranked.c.frequency_score,
-        ranked.c.monetary_score,
-        rfm,
-        ranked.c.abc_class,
         lifecycle,
         literal(as_of, METRICS.c.as_of.type),
         literal(refreshed_at, METRICS.c.refreshed_at.type),
-    ).select_from(
-        CUSTOMER.outerjoin(per_customer, per_customer.c.customer_id == CUSTOMER.c.id).outerjoin(
-            ranked, ranked.c.customer_id == CUSTOMER.c.id
-        )
-    )
+    ).select_from(CUSTOMER.outerjoin(per_customer, per_customer.c.customer_id == CUSTOMER.c.id))
 
 
 BUILT_IN_COLUMNS = (
@@ -218,15 +179,58 @@ BUILT_IN_COLUMNS = (
     "days_since_last_order",
     "avg_order_value",
     "orders_in_window",
-    "recency_score",
-    "frequency_score",
-    "monetary_score",
-    "rfm",
-    "abc_class",
     "lifecycle_stage",
     "as_of",
     "refreshed_at",
 )
+
+
+def ranks_update(config: Config) -> Any:
+    """The UPDATE giving buyers their RFM scores and ABC class, from window functions over all buyers."""
+    shares = config.settings.metrics.abc
+    buyers = METRICS.alias("buyers")
+    total_revenue = cast(func.sum(buyers.c.total_spent).over(), Float)
+    revenue_before = cast(
+        func.coalesce(
+            func.sum(buyers.c.total_spent).over(
+                order_by=(buyers.c.total_spent.desc(), buyers.c.customer_id), rows=(None, -1)
+            ),
+            0,
+        ),
+        Float,
+    )
+    ranked = (
+        select(
+            buyers.c.customer_id,
+            _score(buyers.c.last_order_at).label("recency_score"),
+            _score(buyers.c.orders_count).label("frequency_score"),
+            _score(buyers.c.total_spent).label("monetary_score"),
+            case(
+                (buyers.c.total_spent <= 0, "C"),
+                (revenue_before < total_revenue * literal(float(shares["A"]), Float()), "A"),
+                (revenue_before < total_revenue * literal(float(shares["B"]), Float()), "B"),
+                else_="C",
+            ).label("abc_class"),
+        )
+        .where(buyers.c.orders_count > 0)
+        .subquery("ranked")
+    )
+    rfm = (
+        cast(ranked.c.recency_score, Integer).cast(String())
+        + cast(ranked.c.frequency_score, Integer).cast(String())
+        + cast(ranked.c.monetary_score, Integer).cast(String())
+    )
+    return (
+        update(METRICS)
+        .where(METRICS.c.customer_id == ranked.c.customer_id)
+        .values(
+            recency_score=ranked.c.recency_score,
+            frequency_score=ranked.c.frequency_score,
+            monetary_score=ranked.c.monetary_score,
+            rfm=rfm,
+            abc_class=ranked.c.abc_class,
+        )
+    )
 
 
 def custom_metric_select(config: Config, name: str, as_of: dt.date) -> Any:
@@ -265,6 +269,7 @@ def refresh_metrics(
                 list(BUILT_IN_COLUMNS), built_in_metrics_select(config, as_of, refreshed_at)
             )
         )
+        connection.execute(ranks_update(config))
         connection.execute(delete(METRIC_VALUE))
         for name in config.settings.metrics.custom:
             connection.execute(

@@ -1,0 +1,48 @@
+"""The ``crm`` command: a thin typer app, one module per area.
+
+Each command calls one public function of the engine and prints its result.
+Exit codes: 0 ok, 1 user error (bad input, bad config, unknown name), 2 a bug.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from engine.cli import customers, demo, imports, refresh, schema, segments
+from engine.cli.app import app, console_err
+from engine.errors import EngineError
+
+for module in (schema, imports, refresh, segments, customers, demo):
+    module.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``crm`` and return its exit code (used by the console script and the tests)."""
+    try:
+        app(args=argv, prog_name="crm", standalone_mode=False)
+    except EngineError as exc:
+        console_err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        return 1
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        console_err.print("aborted")
+        return 1
+    except typer.TyperException as exc:  # usage errors: unknown option, bad value...
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            console_err.print(f"error: {exc.format_message()}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+__all__ = ["app", "main", "typer"]

@@ -1,0 +1,82 @@
+"""The typer application, its global options and the helpers every command shares."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from sqlalchemy import Engine
+
+from engine.config import Config, load_config
+from engine.db import make_engine, require_schema
+
+app = typer.Typer(
+    name="crm",
+    help=(
+        "crm-engine: customers, metrics, scores and segments from TOML files.\n\n"
+        "Example: crm import customers shop.csv --source shop && crm refresh && crm segments"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False)
+console_err = Console(stderr=True, highlight=False)
+
+
+class State:
+    """Options given before the command (``crm --config other.toml segments``)."""
+
+    config_path: Path | None = None
+
+    def config(self) -> Config:
+        """The checked configuration."""
+        return load_config(self.config_path)
+
+    def engine(self, config: Config, *, require: bool = True) -> Engine:
+        """The database of ``config``; with ``require``, its schema must exist."""
+        engine = make_engine(config.database_url)
+        if require:
+            require_schema(engine)
+        return engine
+
+
+state = State()
+
+
+@app.callback()
+def _global(
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="config.toml to use (default: $CRM_CONFIG, else ./config.toml).",
+        envvar="CRM_CONFIG",
+        show_envvar=True,
+    ),
+) -> None:
+    """crm-engine: customers, metrics, scores and segments from TOML files."""
+    state.config_path = config
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, Decimals, dates and paths as JSON values."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def print_json(value: Any) -> None:
+    """Print ``value`` as indented JSON on stdout."""
+    typer.echo(json.dumps(to_jsonable(value), ensure_ascii=False, indent=2))

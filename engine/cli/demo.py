@@ -1,0 +1,86 @@
+"""``crm demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from engine.cli.app import console, state
+from engine.demo import ClassShare, DemoResult, run_demo
+from engine.segments import list_segments
+
+
+def _shares(title: str, rows: list[ClassShare]) -> Table:
+    table = Table(title=title)
+    for column in (title.split(" ")[0], "customers", "% customers", "revenue", "% revenue"):
+        table.add_column(column, justify="left" if column == title.split(" ")[0] else "right")
+    for row in rows:
+        table.add_row(
+            row.name,
+            f"{row.customers:,}",
+            f"{row.customer_share:.1%}",
+            f"{row.revenue:,.2f}",
+            f"{row.revenue_share:.1%}",
+        )
+    return table
+
+
+def _print(result: DemoResult) -> None:
+    data = result.data
+    console.print(
+        f"[bold]demo shop[/] in {result.folder}/: {data.customers:,} customers ({data.companies:,} companies, "
+        f"{data.prospects:,} prospects), {data.purchases:,} purchases ({data.refunds:,} refunds), "
+        f"revenue {data.revenue:,.2f}"
+    )
+    console.print(
+        f"the top 25 % of buyers bring {data.top25_revenue_share:.0%} of revenue, "
+        f"the other 75 % bring {data.bottom75_revenue_share:.0%}"
+    )
+    console.print(_shares("ABC class (by cumulative share of revenue)", result.abc))
+    console.print(_shares("lifecycle stage", result.lifecycle))
+    console.print(_shares("time zone", result.timezones))
+    scores = Table(title="scores")
+    for column in ("score", "customers scored", "average points"):
+        scores.add_column(column, justify="left" if column == "score" else "right")
+    for score in result.refresh.scores:
+        scores.add_row(score.name, f"{score.scored:,}", f"{score.average or 0:.1f}")
+    console.print(scores)
+    config = state.config()
+    segments = Table(title="segments")
+    for column in ("segment", "members", "strategy", "rule"):
+        segments.add_column(column, justify="right" if column == "members" else "left", overflow="fold")
+    for info in list_segments(state.engine(config), config):
+        segments.add_row(info.name, f"{info.members or 0:,}", info.strategy or "-", info.rule.strip())
+    console.print(segments)
+    console.print(f"built in {result.seconds:.1f} s. Look further with:")
+    console.print(f"  export CRM_CONFIG={result.config_path}")
+    console.print("  crm segments show lapsing_large")
+    console.print("  crm segments show lapsing_large --sql")
+    console.print("  crm customers show C000001")
+
+
+def demo(
+    folder: Path = typer.Option(
+        Path("crm-demo"), "--dir", help="workspace folder (its demo.db is recreated)"
+    ),
+    customers: int = typer.Option(20_000, "--customers", min=1, help="how many customers to generate"),
+    purchases: int = typer.Option(200_000, "--purchases", min=0, help="how many purchases to generate"),
+    seed: int = typer.Option(42, "--seed", help="random seed: the same seed gives the same shop"),
+) -> None:
+    """Create a fresh SQLite workspace with a synthetic shop, refresh it and print what it holds.
+
+    Example: crm demo
+    Example: crm demo --dir /tmp/shop --customers 2000 --purchases 20000
+    """
+    result = run_demo(
+        folder, customers=customers, purchases=purchases, seed=seed, config_path=state.config_path
+    )
+    state.config_path = result.config_path
+    _print(result)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``crm demo`` to ``app``."""
+    app.command("demo")(demo)

@@ -1,0 +1,153 @@
+"""``crm import customers|purchases FILE``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from engine.cli.app import console, print_json, state
+from engine.customers.importing import ImportOptions, ImportSummary, import_customers, import_purchases
+from engine.errors import ConfigValueError
+
+group = typer.Typer(
+    help="Import customers and purchases from CSV or XLSX files.\n\n"
+    "Example: crm import customers shop.csv --source shop",
+    no_args_is_help=True,
+)
+
+EncodingOpt = typer.Option(None, "--encoding", help="utf-8, utf-8-sig, cp1251... (default: detect)")
+DelimiterOpt = typer.Option(None, "--delimiter", help="';', ',', 'tab' or '|' (default: detect)")
+DateFormatOpt = typer.Option(
+    None, "--date-format", help="e.g. '%d.%m.%Y' (default: detect, refuse if ambiguous)"
+)
+DecimalOpt = typer.Option(
+    None, "--decimal-comma/--decimal-point", help="decimal separator (default: detect)", show_default=False
+)
+SheetOpt = typer.Option(None, "--sheet", help="XLSX sheet (default: the first)")
+MapOpt = typer.Option([], "--map", help="'File header=field', repeatable")
+IgnoreOpt = typer.Option(False, "--ignore-unknown", help="skip columns that match no field")
+RejectsOpt = typer.Option(None, "--rejects", help="where rejected rows go (default: FILE.rejects.csv)")
+JsonOpt = typer.Option(False, "--json", help="print the summary as JSON")
+
+
+def _options(
+    encoding: str | None,
+    delimiter: str | None,
+    date_format: str | None,
+    decimal_comma: bool | None,
+    sheet: str | None,
+    mapping: list[str],
+    ignore_unknown: bool,
+    rejects: Path | None,
+) -> ImportOptions:
+    column_map = {}
+    for item in mapping:
+        header, sep, target = item.rpartition("=")
+        if not sep or not header.strip() or not target.strip():
+            raise ConfigValueError("--map", "", f"expected 'File header=field', got {item!r}")
+        column_map[header.strip()] = target.strip()
+    if delimiter == "tab":
+        delimiter = "\t"
+    return ImportOptions(
+        encoding=encoding,
+        delimiter=delimiter,
+        date_format=date_format,
+        decimal_comma=decimal_comma,
+        sheet=sheet,
+        column_map=column_map,
+        ignore_unknown=ignore_unknown,
+        rejects_path=rejects,
+    )
+
+
+def _print(summary: ImportSummary, as_json: bool) -> None:
+    if as_json:
+        print_json(summary.as_dict())
+        return
+    table = Table(title=f"import {summary.kind}: {summary.path}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for label in ("rows", "inserted", "updated", "merged", "unchanged", "rejected"):
+        table.add_row(label, str(getattr(summary, label)))
+    console.print(table)
+    console.print(
+        f"read as encoding {summary.encoding}, delimiter {summary.delimiter!r}, "
+        f"dates {summary.date_format or '-'}, decimal {'comma' if summary.decimal_comma else 'point'}"
+    )
+    if summary.rejects_path:
+        console.print(f"[yellow]{summary.rejected} rejected rows with reasons in {summary.rejects_path}[/]")
+    console.print("run `crm refresh` to bring metrics, scores and segments up to date")
+
+
+def customers(
+    file: Path = typer.Argument(..., help="CSV or XLSX file"),
+    source: str = typer.Option(..., "--source", help="where the file comes from (shop, loyalty_cards...)"),
+    encoding: str | None = EncodingOpt,
+    delimiter: str | None = DelimiterOpt,
+    date_format: str | None = DateFormatOpt,
+    decimal_comma: bool | None = DecimalOpt,
+    sheet: str | None = SheetOpt,
+    mapping: list[str] = MapOpt,
+    ignore_unknown: bool = IgnoreOpt,
+    rejects: Path | None = RejectsOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Import customers; duplicates merge by external id, then email, then phone.
+
+    Example: crm import customers clients.csv --source shop --encoding cp1251 --date-format %d.%m.%Y
+    """
+    config = state.config()
+    engine = state.engine(config)
+    summary = import_customers(
+        engine,
+        file,
+        source=source,
+        options=_options(
+            encoding, delimiter, date_format, decimal_comma, sheet, mapping, ignore_unknown, rejects
+        ),
+        default_region=config.settings.engine.default_region,
+        timezone=config.settings.engine.timezone,
+        attributes=dict(config.settings.customers.attributes),
+    )
+    _print(summary, as_json)
+
+
+def purchases(
+    file: Path = typer.Argument(..., help="CSV or XLSX file"),
+    source: str = typer.Option("purchases", "--source", help="where the file comes from"),
+    encoding: str | None = EncodingOpt,
+    delimiter: str | None = DelimiterOpt,
+    date_format: str | None = DateFormatOpt,
+    decimal_comma: bool | None = DecimalOpt,
+    sheet: str | None = SheetOpt,
+    mapping: list[str] = MapOpt,
+    ignore_unknown: bool = IgnoreOpt,
+    rejects: Path | None = RejectsOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Import purchases and refunds (a refund names the purchase it refunds).
+
+    Example: crm import purchases orders.xlsx --sheet Orders
+    """
+    config = state.config()
+    engine = state.engine(config)
+    summary = import_purchases(
+        engine,
+        file,
+        source=source,
+        options=_options(
+            encoding, delimiter, date_format, decimal_comma, sheet, mapping, ignore_unknown, rejects
+        ),
+        currency=config.settings.engine.currency,
+        timezone=config.settings.engine.timezone,
+    )
+    _print(summary, as_json)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``crm import`` to ``app``."""
+    group.command("customers")(customers)
+    group.command("purchases")(purchases)
+    app.add_typer(group, name="import")

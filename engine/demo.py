@@ -1,0 +1,151 @@
+"""``crm demo``: a fresh SQLite workspace with a synthetic shop, refreshed and ready to look at.
+
+The workspace is a folder holding ``config.toml`` (the example configuration
+shipped with crm-engine, or the one given) and ``demo.db``. Running the demo
+again starts the database afresh.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import Engine, case, func, select
+
+from engine.catalogue import CUSTOMER, METRICS
+from engine.config import Config, load_config
+from engine.db import make_engine
+from engine.demo_data import DemoDataSummary, generate_demo_data
+from engine.metrics import business_today
+from engine.refresh import RefreshResult, refresh_all
+from engine.schema import upgrade
+from engine.settings import read_toml
+
+DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "config.toml"
+DATABASE = "demo.db"
+
+
+@dataclass(frozen=True)
+class ClassShare:
+    """One row of a distribution: customers and revenue of one class (ABC, stage, zone)."""
+
+    name: str
+    customers: int
+    customer_share: float
+    revenue: Decimal
+    revenue_share: float
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo built, for printing."""
+
+    folder: Path
+    config_path: Path
+    data: DemoDataSummary
+    refresh: RefreshResult
+    abc: list[ClassShare]
+    lifecycle: list[ClassShare]
+    timezones: list[ClassShare]
+    seconds: float
+
+
+def prepare_workspace(folder: Path, source_config: Path | None = None) -> Path:
+    """Create ``folder`` with a config.toml pointing at ``demo.db`` inside it; remove an old database."""
+    folder.mkdir(parents=True, exist_ok=True)
+    source = source_config or DEFAULT_CONFIG
+    data, text = read_toml(source)
+    url = data.get("engine", {}).get("database_url")
+    target = folder / "config.toml"
+    if url:
+        text = text.replace(f'"{url}"', f'"sqlite:///{DATABASE}"', 1)
+    else:
+        text = f'[engine]\ndatabase_url = "sqlite:///{DATABASE}"\n\n' + text
+    if source.resolve() != target.resolve():
+        target.write_text(text, encoding="utf-8")
+    for suffix in ("", "-wal", "-shm"):
+        (folder / f"{DATABASE}{suffix}").unlink(missing_ok=True)
+    return target
+
+
+def _distribution(engine: Engine, column: object, order: list[str] | None = None) -> list[ClassShare]:
+    label = func.coalesce(column, "-")  # type: ignore[arg-type]
+    query = (
+        select(label, func.count(), func.coalesce(func.sum(METRICS.c.total_spent), 0))
+        .select_from(CUSTOMER.join(METRICS, METRICS.c.customer_id == CUSTOMER.c.id))
+        .group_by(label)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    customers = sum(r[1] for r in rows) or 1
+    revenue = sum(Decimal(r[2]) for r in rows) or Decimal(1)
+    shares = [
+        ClassShare(
+            str(r[0]),
+            r[1],
+            r[1] / customers,
+            Decimal(r[2]).quantize(Decimal("0.01")),
+            float(Decimal(r[2]) / revenue),
+        )
+        for r in rows
+    ]
+    rank = {name: n for n, name in enumerate(order or [])}
+    return sorted(shares, key=lambda s: (rank.get(s.name, len(rank)), -s.customers, s.name))
+
+
+def run_demo(
+    folder: Path,
+    *,
+    customers: int = 20_000,
+    purchases: int = 200_000,
+    seed: int = 42,
+    config_path: Path | None = None,
+    today: dt.date | None = None,
+) -> DemoResult:
+    """Build the demo workspace in ``folder`` and return what it holds."""
+    started = time.perf_counter()
+    workspace_config = prepare_workspace(folder, config_path)
+    config: Config = load_config(workspace_config)
+    engine = make_engine(config.database_url)
+    try:
+        upgrade(engine)
+        day = today or business_today(config)
+        data = generate_demo_data(
+            engine,
+            customers=customers,
+            purchases=purchases,
+            seed=seed,
+            today=day,
+            business_timezone=config.settings.engine.timezone,
+        )
+        refresh = refresh_all(engine, config, as_of=day)
+        abc = _distribution(engine, METRICS.c.abc_class, ["A", "B", "C", "-"])
+        lifecycle = _distribution(
+            engine, METRICS.c.lifecycle_stage, ["visitor", "client", "regular", "partner"]
+        )
+        zone = case(
+            (CUSTOMER.c.timezone.is_(None), f"(default) {config.settings.engine.timezone}"),
+            else_=CUSTOMER.c.timezone,
+        )
+        timezones = _distribution(engine, zone)
+    finally:
+        engine.dispose()
+    return DemoResult(
+        folder=folder,
+        config_path=workspace_config,
+        data=data,
+        refresh=refresh,
+        abc=abc,
+        lifecycle=lifecycle,
+        timezones=timezones,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def copy_default_config(target: Path) -> None:
+    """Write the example config.toml shipped with crm-engine to ``target``."""
+    shutil.copyfile(DEFAULT_CONFIG, target)
