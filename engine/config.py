@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.catalogue import CUSTOMER_FIELDS, METRIC_FIELDS, CustomerFields, purchase_catalogue
-from engine.errors import ConfigError, ConfigErrors, ConfigValueError, RuleError, SegmentCycleError
+from engine.errors import (
+    ConfigError,
+    ConfigErrors,
+    ConfigValueError,
+    RuleError,
+    SegmentCycleError,
+    UnknownFieldError,
+)
 from engine.rules import Catalogue, Rule, compile_rule
 from engine.settings import Settings, load_settings
 
@@ -70,11 +77,22 @@ def _rule_error(settings: Settings, toml_path: str, exc: RuleError) -> ConfigVal
 
 
 def _compile(
-    settings: Settings, toml_path: str, text: str, catalogue: Catalogue, errors: list[ConfigError]
+    settings: Settings,
+    toml_path: str,
+    text: str,
+    catalogue: Catalogue,
+    errors: list[ConfigError],
+    *,
+    refuse: dict[str, str] | None = None,
 ) -> Rule | None:
+    """Compile one rule; ``refuse`` maps a name prefix to the reason it is not available here."""
     try:
         return compile_rule(text, catalogue)
     except RuleError as exc:
+        for prefix, reason in (refuse or {}).items():
+            if isinstance(exc, UnknownFieldError) and prefix in exc.message:
+                exc = UnknownFieldError(reason, line=exc.line, column=exc.column, text=exc.text)
+                break
         errors.append(_rule_error(settings, toml_path, exc))
         return None
 
@@ -118,7 +136,14 @@ def check_settings(settings: Settings) -> Config:
     purchases = purchase_catalogue()
     metric_filters: dict[str, Rule] = {}
     for name, metric in settings.metrics.custom.items():
-        rule = _compile(settings, f"metrics.custom.{name}.where", metric.where, purchases, errors)
+        rule = _compile(
+            settings,
+            f"metrics.custom.{name}.where",
+            metric.where,
+            purchases,
+            errors,
+            refuse={"unknown segment": "a metric's filter is about one purchase: it cannot use segments"},
+        )
         if rule is not None:
             metric_filters[name] = rule
 
@@ -128,7 +153,15 @@ def check_settings(settings: Settings) -> Config:
         indicators = []
         for n, indicator in enumerate(score.rules):
             rule = _compile(
-                settings, f"scores.{name}.rules[{n}].when", indicator.when, score_catalogue, errors
+                settings,
+                f"scores.{name}.rules[{n}].when",
+                indicator.when,
+                score_catalogue,
+                errors,
+                refuse={
+                    "'score.": "scores are computed from metrics before segments: they cannot use scores",
+                    "unknown segment": "scores are computed before segments: they cannot use segments",
+                },
             )
             if rule is not None:
                 indicators.append(ScoreIndicator(rule, indicator.points))
