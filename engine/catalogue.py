@@ -131,7 +131,7 @@ class _json_date(FunctionElement[dt.date]):
 
 @compiles(_json_date)
 def _json_date_default(element: _json_date, compiler: Any, **kw: Any) -> str:
-    return compiler.process(cast(*element.clauses, Date), **kw)  # type: ignore[call-overload,no-any-return]
+    return str(compiler.process(cast(next(iter(element.clauses)), Date), **kw))
 
 
 @compiles(_json_date, "sqlite")
@@ -143,14 +143,14 @@ def attribute_expression(name: str, kind: str) -> ColumnElement[Any]:
     """The SQL reading custom attribute ``name`` of type ``kind`` from ``customer.attributes``."""
     item = CUSTOMER.c.attributes[name]
     if kind == "int":
-        return item.as_integer()  # type: ignore[no-any-return]
+        return item.as_integer()
     if kind == "number":
         return type_coerce(item.as_float(), Numeric(18, 4, asdecimal=True))
     if kind == "bool":
-        return item.as_boolean()  # type: ignore[no-any-return]
+        return item.as_boolean()
     if kind == "date":
         return _json_date(item.as_string())
-    return item.as_string()  # type: ignore[no-any-return]
+    return item.as_string()
 
 
 @dataclass(frozen=True)
@@ -198,9 +198,9 @@ class CustomerScope:
     def field(self, name: str) -> ColumnElement[Any]:
         """The SQL expression of the rule field ``name``."""
         if name in CUSTOMER_FIELDS:
-            return CUSTOMER.c[CUSTOMER_FIELDS[name][0]]  # type: ignore[no-any-return]
+            return CUSTOMER.c[CUSTOMER_FIELDS[name][0]]
         if name in METRIC_FIELDS:
-            return self._metrics().c[METRIC_FIELDS[name][0]]  # type: ignore[no-any-return]
+            return self._metrics().c[METRIC_FIELDS[name][0]]
         if name in self.fields.custom_metrics:
             alias = METRIC_VALUE.alias(f"metric_{name}")
             table = self._join(
@@ -208,7 +208,7 @@ class CustomerScope:
                 alias,
                 and_(alias.c.customer_id == CUSTOMER.c.id, alias.c.name == literal(name)),
             )
-            value = table.c.value
+            value: ColumnElement[Any] = table.c.value
             if self.fields.custom_metrics[name] in ("count", "sum"):
                 value = func.coalesce(value, 0)
             kind = Integer() if self.fields.custom_metrics[name] == "count" else Numeric(18, 4)
@@ -235,7 +235,7 @@ class CustomerScope:
 
     def row_key(self) -> ColumnElement[int]:
         """The stable key of a customer (its id), used by ``bucket()``."""
-        return CUSTOMER.c.id  # type: ignore[no-any-return]
+        return CUSTOMER.c.id
 
     def from_clause(self) -> FromClause:
         """``customer`` with every outer join the fields handed out need."""
@@ -311,7 +311,7 @@ class PurchaseScope:
         """The SQL expression of purchase field ``name``."""
         if name == "is_refund":
             return type_coerce(PURCHASE.c.refund_of_id.is_not(None), Boolean())
-        return PURCHASE.c[PURCHASE_FIELDS[name][0]]  # type: ignore[no-any-return]
+        return PURCHASE.c[PURCHASE_FIELDS[name][0]]
 
     def in_segment(self, name: str) -> ColumnElement[bool]:
         """Purchase filters cannot name segments (refused when the config is checked)."""
@@ -319,7 +319,7 @@ class PurchaseScope:
 
     def row_key(self) -> ColumnElement[int]:
         """The purchase id."""
-        return PURCHASE.c.id  # type: ignore[no-any-return]
+        return PURCHASE.c.id
 
 
 __all__ = [

@@ -73,7 +73,7 @@ def prepare_workspace(folder: Path, source_config: Path | None = None) -> Path:
 
 
 def _distribution(engine: Engine, column: object, order: list[str] | None = None) -> list[ClassShare]:
-    label = func.coalesce(column, "-")  # type: ignore[arg-type]
+    label = func.coalesce(column, "-")
     query = (
         select(label, func.count(), func.coalesce(func.sum(METRICS.c.total_spent), 0))
         .select_from(CUSTOMER.join(METRICS, METRICS.c.customer_id == CUSTOMER.c.id))

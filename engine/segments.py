@@ -210,7 +210,7 @@ def list_segments(engine: Engine, config: Config) -> list[SegmentInfo]:
                 rule=section.rule,
                 members=row.members if row else None,
                 refreshed_at=row.refreshed_at if row else None,
-                stale=bool(row) and row.rule_hash != _rule_hash(section.rule),
+                stale=row is not None and row.rule_hash != _rule_hash(section.rule),
             )
         )
     return infos

@@ -106,7 +106,7 @@ class MetricsSection(_Strict):
     """``[metrics]``: ABC thresholds, the lifecycle 'regular' rule, custom metrics."""
 
     abc: dict[Literal["A", "B"], Decimal] = Field(
-        default_factory=lambda: {"A": Decimal("0.80"), "B": Decimal("0.95")},
+        default_factory=lambda: {"A": Decimal("0.80"), "B": Decimal("0.95")},  # type: ignore[arg-type]
         description="cumulative revenue share where class A (and then B) ends",
     )
     regular_min_orders: int = Field(3, ge=1)
@@ -149,9 +149,9 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    engine: EngineSection = Field(default_factory=EngineSection)  # type: ignore[arg-type]
+    engine: EngineSection = Field(default_factory=EngineSection)
     customers: CustomersSection = Field(default_factory=CustomersSection)
-    metrics: MetricsSection = Field(default_factory=MetricsSection)  # type: ignore[arg-type]
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
     scores: dict[str, ScoreSection] = Field(default_factory=dict)
     segments: dict[str, SegmentSection] = Field(default_factory=dict)
     path: Path = Field(Path("config.toml"), exclude=True)

@@ -50,7 +50,8 @@ def postgres_url() -> Iterator[str]:
     with server.connect() as connection:
         connection.execute(
             text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = :n AND pid <> pg_backend_pid()"
             ),
             {"n": name},
         )

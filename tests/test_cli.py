@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CRM = Path(sys.executable).parent / "crm"
 
 
-def crm(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def crm(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the installed console script, as a user would."""
     return subprocess.run(
         [str(CRM), *args],
@@ -49,7 +51,15 @@ def _commands() -> list[tuple[str, ...]]:
 def test_every_command_has_help_with_an_example_and_a_readme_line(capsys: pytest.CaptureFixture[str]) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     commands = _commands()
-    assert {c[0] for c in commands} >= {"init", "validate", "import", "refresh", "segments", "customers", "demo"}
+    assert {c[0] for c in commands} >= {
+        "init",
+        "validate",
+        "import",
+        "refresh",
+        "segments",
+        "customers",
+        "demo",
+    }
     for command in commands:
         assert crm_main([*command, "--help"]) == 0, command
         assert "Example" in capsys.readouterr().out, command
@@ -65,7 +75,9 @@ def test_user_errors_exit_1_with_a_readable_message(tmp_path: Path) -> None:
     config.write_text('[segments.a]\nrule = "orders_cnt > 1"\n', encoding="utf-8")
     bad = crm("--config", str(config), "validate")
     assert bad.returncode == 1
-    assert f"{config}:2 segments.a.rule: unknown field 'orders_cnt' (did you mean orders_count?)" in bad.stderr
+    assert (
+        f"{config}:2 segments.a.rule: unknown field 'orders_cnt' (did you mean orders_count?)" in bad.stderr
+    )
 
     config.write_text(f'[engine]\ndatabase_url = "sqlite:///{tmp_path}/empty.db"\n', encoding="utf-8")
     uninitialised = crm("--config", str(config), "segments")
@@ -103,7 +115,9 @@ def test_init_validate_refresh_segments_and_profile(write_config, db_url: str, t
     purchases = tmp_path / "orders.csv"
     purchases.write_text(
         "external_id,customer,ordered_at,amount,category\n"
-        "O1,C1,2026-01-10 12:00,1500.00,shoes\nO2,C1,2026-02-10 12:00,700.00,shoes\nO3,C2,2026-03-01 09:30,90.50,home\n",
+        "O1,C1,2026-01-10 12:00,1500.00,shoes\n"
+        "O2,C1,2026-02-10 12:00,700.00,shoes\n"
+        "O3,C2,2026-03-01 09:30,90.50,home\n",
         encoding="utf-8",
     )
     bought = crm("import", "purchases", str(purchases), "--json", env=env)

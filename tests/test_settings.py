@@ -40,8 +40,10 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_unknown_field_in_a_rule_names_file_line_path_and_suggestion(tmp_path: Path) -> None:
-    text = (ROOT / "config.toml").read_text(encoding="utf-8").replace(
-        "90 <= days_since_last_order <= 180", "90 <= days_since_last_ordr <= 180"
+    text = (
+        (ROOT / "config.toml")
+        .read_text(encoding="utf-8")
+        .replace("90 <= days_since_last_order <= 180", "90 <= days_since_last_ordr <= 180")
     )
     path = _write(tmp_path, text)
     line = find_line(text, "segments.lapsing_large.rule")
@@ -101,7 +103,9 @@ def test_broken_toml_names_the_line(tmp_path: Path) -> None:
         (b"", None),
     ],
 )
-def test_missing_unreadable_and_empty_files(tmp_path: Path, content: bytes | None, message: str | None) -> None:
+def test_missing_unreadable_and_empty_files(
+    tmp_path: Path, content: bytes | None, message: str | None
+) -> None:
     path = tmp_path / "config.toml"
     if content is not None:
         path.write_bytes(content)

@@ -30,7 +30,8 @@ def _shares(title: str, rows: list[ClassShare]) -> Table:
 def _print(result: DemoResult) -> None:
     data = result.data
     console.print(
-        f"[bold]demo shop[/] in {result.folder}/: {data.customers:,} customers ({data.companies:,} companies, "
+        f"[bold]demo shop[/] in {result.folder}/: {data.customers:,} customers "
+        f"({data.companies:,} companies, "
         f"{data.prospects:,} prospects), {data.purchases:,} purchases ({data.refunds:,} refunds), "
         f"revenue {data.revenue:,.2f}"
     )
