@@ -72,12 +72,8 @@ def _print(summary: ImportSummary, as_json: bool) -> None:
     for label in ("rows", "inserted", "updated", "merged", "unchanged", "rejected"):
         table.add_row(label, str(getattr(summary, label)))
     console.print(table)
-    console.print(
-        f"read as encoding {summary.encoding}, delimiter {summary.delimiter!r}, "
-        f"dates {summary.date_format or '-'}, decimal {'comma' if summary.decimal_comma else 'point'}"
-    )
-    if summary.rejects_path:
-        console.print(f"[yellow]{summary.rejected} rejected rows with reasons in {summary.rejects_path}[/]")
+    for line in summary.describe()[1:]:
+        console.print(line, style="yellow" if "rejected" in line else None)
     console.print("run `crm refresh` to bring metrics, scores and segments up to date")
 
 
@@ -142,6 +138,7 @@ def purchases(
         ),
         currency=config.settings.engine.currency,
         timezone=config.settings.engine.timezone,
+        default_region=config.settings.engine.default_region,
     )
     _print(summary, as_json)
 
