@@ -18,6 +18,7 @@ from sqlalchemy import Engine, case, func, select
 
 from engine.catalogue import CUSTOMER, METRICS
 from engine.config import Config, load_config
+from engine.customers.importing import ImportSummary, import_customers
 from engine.db import make_engine
 from engine.demo_data import DemoDataSummary, generate_demo_data
 from engine.metrics import business_today
@@ -47,6 +48,7 @@ class DemoResult:
     folder: Path
     config_path: Path
     data: DemoDataSummary
+    call_centre_import: ImportSummary
     refresh: RefreshResult
     abc: list[ClassShare]
     lifecycle: list[ClassShare]
@@ -70,6 +72,60 @@ def prepare_workspace(folder: Path, source_config: Path | None = None) -> Path:
     for suffix in ("", "-wal", "-shm"):
         (folder / f"{DATABASE}{suffix}").unlink(missing_ok=True)
     return target
+
+
+_NEW_PEOPLE = (
+    ("Смирнова", "Ольга", "Игоревна"),
+    ("Кузнецов", "Артём", "Сергеевич"),
+    ("Попова", "Екатерина", "Андреевна"),
+    ("Лебедев", "Никита", "Олегович"),
+    ("Соколова", "Дарья", "Павловна"),
+    ("Новиков", "Илья", "Дмитриевич"),
+    ("Морозова", "Алёна", "Викторовна"),
+    ("Волков", "Степан", "Ильич"),
+)
+_BAD_ROWS = (
+    "CC-BAD1;Орлова;Анна;;+7 916 000-00-00;anna.orlova@@mail.ru;01.02.1990;да;Europe/Moscow",
+    "CC-BAD2;Зайцев;Павел;;8 (903) 111-22-33;pavel@yandex.ru;31.02.1988;нет;Europe/Moscow",
+    "CC-BAD3;Егорова;Мария;;+7 921 555-44-33;maria.e@bk.ru;12.07.1979;да;Europe/Moskva",
+    "CC-BAD4;Титов;Глеб;;12345;;05.05.1995;да;Asia/Yekaterinburg",
+)
+
+
+def write_call_centre_file(engine: Engine, path: Path, *, known: int = 40, new: int = 60) -> Path:
+    """Write the kind of file a call centre exports: cp1251, ``;``, dd.mm.yyyy, Russian headers.
+
+    ``known`` rows are customers of the shop met again (matched by email, so
+    they merge), ``new`` rows are new people, and a few rows are bad (a broken
+    email, 31 February, a misspelt time zone, a short phone) so the import
+    shows its rejects file.
+    """
+    with engine.connect() as connection:
+        emails = (
+            connection.execute(
+                select(CUSTOMER.c.email)
+                .where(CUSTOMER.c.email.is_not(None))
+                .order_by(CUSTOMER.c.id)
+                .limit(known)
+            )
+            .scalars()
+            .all()
+        )
+    lines = [
+        "Код клиента;Фамилия;Имя;Отчество;Телефон;Эл. почта;Дата рождения;Согласие на звонки;Часовой пояс"
+    ]
+    for n, email in enumerate(emails):
+        lines.append(f"CC-{n + 1:05d};;;;;{email};;да;")
+    for n in range(new):
+        last, first, middle = _NEW_PEOPLE[n % len(_NEW_PEOPLE)]
+        phone = f"8 (9{n % 10}{(n * 7) % 10}) {100 + n:03d}-{n % 90 + 10:02d}-{(n * 3) % 90 + 10:02d}"
+        born = f"{(n % 28) + 1:02d}.{(n % 12) + 1:02d}.{1960 + n % 40}"
+        zone = "Asia/Novosibirsk" if n % 4 == 0 else ""
+        consent = "да" if n % 3 else "нет"
+        lines.append(f"CC-{known + n + 1:05d};{last};{first};{middle};{phone};;{born};{consent};{zone}")
+    lines.extend(_BAD_ROWS)
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1251"))
+    return path
 
 
 def _distribution(engine: Engine, column: object, order: list[str] | None = None) -> list[ClassShare]:
@@ -122,6 +178,15 @@ def run_demo(
             today=day,
             business_timezone=config.settings.engine.timezone,
         )
+        sample = write_call_centre_file(engine, folder / "call_centre_export.csv")
+        call_centre_import = import_customers(
+            engine,
+            sample,
+            source="call_centre",
+            default_region=config.settings.engine.default_region,
+            timezone=config.settings.engine.timezone,
+            attributes=dict(config.settings.customers.attributes),
+        )
         refresh = refresh_all(engine, config, as_of=day)
         abc = _distribution(engine, METRICS.c.abc_class, ["A", "B", "C", "-"])
         lifecycle = _distribution(
@@ -138,6 +203,7 @@ def run_demo(
         folder=folder,
         config_path=workspace_config,
         data=data,
+        call_centre_import=call_centre_import,
         refresh=refresh,
         abc=abc,
         lifecycle=lifecycle,

@@ -19,6 +19,10 @@ def test_demo_builds_a_workspace_that_the_other_commands_read(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     for heading in ("ABC class", "lifecycle stage", "time zone", "scores", "segments", "lapsing_large"):
         assert heading in result.stdout, heading
+    # the call-centre export goes through the real importer: new people, merges and 4 rejects
+    assert "104 rows, 60 inserted" in result.stdout and "4 rejected" in result.stdout
+    assert "encoding cp1251 (detected)" in result.stdout
+    assert (folder / "call_centre_export.csv.rejects.csv").read_text(encoding="utf-8").count("\n") == 5
     config = load_config(folder / "config.toml")
     assert config.database_url == f"sqlite:///{folder / 'demo.db'}"
     env = {"CRM_CONFIG": str(folder / "config.toml")}
@@ -28,7 +32,7 @@ def test_demo_builds_a_workspace_that_the_other_commands_read(tmp_path: Path) ->
     assert members["large"] > 0 and members["holdout"] > 0
     engine = make_engine(config.database_url)
     with engine.connect() as connection:
-        assert connection.execute(select(func.count()).select_from(CUSTOMER)).scalar_one() == 1500
+        assert connection.execute(select(func.count()).select_from(CUSTOMER)).scalar_one() == 1560
         large = connection.execute(
             select(func.count()).where(MEMBERSHIP.c.segment == "large", MEMBERSHIP.c.left_at.is_(None))
         ).scalar_one()
@@ -39,5 +43,5 @@ def test_demo_builds_a_workspace_that_the_other_commands_read(tmp_path: Path) ->
     assert again.returncode == 0, again.stderr
     engine = make_engine(config.database_url)
     with engine.connect() as connection:
-        assert connection.execute(select(func.count()).select_from(CUSTOMER)).scalar_one() == 1000
+        assert connection.execute(select(func.count()).select_from(CUSTOMER)).scalar_one() == 1060
     engine.dispose()

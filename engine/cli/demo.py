@@ -39,6 +39,9 @@ def _print(result: DemoResult) -> None:
         f"the top 25 % of buyers bring {data.top25_revenue_share:.0%} of revenue, "
         f"the other 75 % bring {data.bottom75_revenue_share:.0%}"
     )
+    console.print("[bold]import of a call-centre export[/] (cp1251, ';', dd.mm.yyyy, Russian headers):")
+    for line in result.call_centre_import.describe():
+        console.print(f"  {line}")
     console.print(_shares("ABC class (by cumulative share of revenue)", result.abc))
     console.print(_shares("lifecycle stage", result.lifecycle))
     console.print(_shares("time zone", result.timezones))
