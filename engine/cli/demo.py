@@ -41,7 +41,7 @@ def _print(result: DemoResult) -> None:
     )
     console.print("[bold]import of a call-centre export[/] (cp1251, ';', dd.mm.yyyy, Russian headers):")
     for line in result.call_centre_import.describe():
-        console.print(f"  {line}")
+        console.print(f"  {line}", soft_wrap=True)
     console.print(_shares("ABC class (by cumulative share of revenue)", result.abc))
     console.print(_shares("lifecycle stage", result.lifecycle))
     console.print(_shares("time zone", result.timezones))

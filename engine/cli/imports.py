@@ -73,7 +73,7 @@ def _print(summary: ImportSummary, as_json: bool) -> None:
         table.add_row(label, str(getattr(summary, label)))
     console.print(table)
     for line in summary.describe()[1:]:
-        console.print(line, style="yellow" if "rejected" in line else None)
+        console.print(line, style="yellow" if "rejected" in line else None, soft_wrap=True)
     console.print("run `crm refresh` to bring metrics, scores and segments up to date")
 
 
