@@ -140,3 +140,17 @@ def test_init_validate_refresh_segments_and_profile(write_config, db_url: str, t
     assert profile["metrics"]["orders_count"] == 2
     assert "large" in {s["segment"] for s in profile["segments"]}
     assert crm("segments", "show", "lrage", env=env).returncode == 1
+
+
+def test_a_bug_exits_2_with_its_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import engine.cli.schema
+
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(engine.cli.schema.state, "config", broken)
+    assert crm_main(["validate"]) == 2
+    err = capsys.readouterr().err
+    assert "RuntimeError: boom" in err and "bug in crm-engine" in err

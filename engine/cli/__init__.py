@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 user error (bad input, bad config, unknown name), 2 a bug.
 from __future__ import annotations
 
 import sys
+import traceback
 
 import typer
 
@@ -39,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        traceback.print_exc()
+        console_err.print(
+            "[bold red]internal error[/]: this is a bug in crm-engine; the traceback above says where"
+        )
+        return 2
     return 0
 
 
