@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from pathlib import Path
 
 import typer
@@ -12,10 +15,11 @@ from engine.demo import ClassShare, DemoResult, run_demo
 from engine.segments import list_segments
 
 
-def _shares(title: str, rows: list[ClassShare]) -> Table:
+def _shares(title: str, key: str, rows: list[ClassShare]) -> Table:
     table = Table(title=title)
-    for column in (title.split(" ")[0], "customers", "% customers", "revenue", "% revenue"):
-        table.add_column(column, justify="left" if column == title.split(" ")[0] else "right")
+    table.add_column(key)
+    for column in ("customers", "% customers", "revenue", "% revenue"):
+        table.add_column(column, justify="right")
     for row in rows:
         table.add_row(
             row.name,
@@ -42,9 +46,9 @@ def _print(result: DemoResult) -> None:
     console.print("[bold]import of a call-centre export[/] (cp1251, ';', dd.mm.yyyy, Russian headers):")
     for line in result.call_centre_import.describe():
         console.print(f"  {line}", soft_wrap=True)
-    console.print(_shares("ABC class (by cumulative share of revenue)", result.abc))
-    console.print(_shares("lifecycle stage", result.lifecycle))
-    console.print(_shares("time zone", result.timezones))
+    console.print(_shares("ABC class (by cumulative share of revenue)", "class", result.abc))
+    console.print(_shares("lifecycle stage", "stage", result.lifecycle))
+    console.print(_shares("time zone", "zone", result.timezones))
     scores = Table(title="scores")
     for column in ("score", "customers scored", "average points"):
         scores.add_column(column, justify="left" if column == "score" else "right")
@@ -58,11 +62,21 @@ def _print(result: DemoResult) -> None:
     for info in list_segments(state.engine(config), config):
         segments.add_row(info.name, f"{info.members or 0:,}", info.strategy or "-", info.rule.strip())
     console.print(segments)
+    crm = _program()
     console.print(f"built in {result.seconds:.1f} s. Look further with:")
-    console.print(f"  export CRM_CONFIG={result.config_path}")
-    console.print("  crm segments show lapsing_large")
-    console.print("  crm segments show lapsing_large --sql")
-    console.print("  crm customers show C000001")
+    console.print(f"  export CRM_CONFIG={result.config_path}", soft_wrap=True)
+    console.print(f"  {crm} segments show lapsing_large", soft_wrap=True)
+    console.print(f"  {crm} segments show lapsing_large --sql", soft_wrap=True)
+    console.print(f"  {crm} customers show C000001", soft_wrap=True)
+
+
+def _program() -> str:
+    """How the user called crm: ``crm`` when it is on PATH, else the path they used."""
+    called = Path(sys.argv[0])
+    on_path = shutil.which("crm")
+    if called.name != "crm" or (on_path and Path(on_path).resolve() == called.resolve()):
+        return "crm"
+    return os.path.relpath(called)
 
 
 def demo(
