@@ -3,7 +3,7 @@
 Self-contained (fixture names start with ``rules_``) so they do not clash with
 shared database fixtures. PostgreSQL tests use a throw-away database created
 for the session and dropped at its end; the suite fails when no server
-answers at ``CRM_TEST_PG_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432``).
+answers at ``CRM_TEST_POSTGRES_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import sqlalchemy as sa
 
 from engine.rules import Catalogue, RuleType, SqlBindings
 
-PG_SERVER_URL = os.environ.get("CRM_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
+PG_SERVER_URL = os.environ.get(
+    "CRM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+).rsplit("/", 1)[0]
 TODAY = datetime.date(2026, 3, 15)
 
 metadata = sa.MetaData()
