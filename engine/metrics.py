@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    Connection,
     Engine,
     Float,
     Integer,
@@ -93,6 +94,12 @@ class MetricsRefresh:
     buyers: int
     custom: dict[str, int]
     seconds: float
+
+
+def analyse(connection: Connection, *tables: str) -> None:
+    """Refresh PostgreSQL's statistics of ``tables`` just rewritten, so the next queries plan well."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"ANALYZE {', '.join(tables)}")
 
 
 def business_today(config: Config, now: dt.datetime | None = None) -> dt.date:
@@ -280,6 +287,7 @@ def refresh_metrics(
             custom_counts[name] = connection.execute(
                 select(func.count()).select_from(METRIC_VALUE).where(METRIC_VALUE.c.name == name)
             ).scalar_one()
+        analyse(connection, METRICS.name, METRIC_VALUE.name)
         customers = connection.execute(select(func.count()).select_from(METRICS)).scalar_one()
         buyers = connection.execute(
             select(func.count()).select_from(METRICS).where(METRICS.c.orders_count > 0)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, case, delete, func, insert, literal, select
 
 from engine.catalogue import CUSTOMER, SCORE, CustomerScope
-from engine.metrics import business_today
+from engine.metrics import analyse, business_today
 
 if TYPE_CHECKING:
     from engine.config import Config
@@ -66,6 +66,7 @@ def refresh_scores(
                 select(func.count(), func.avg(SCORE.c.points)).where(SCORE.c.name == name)
             ).one()
             results.append(ScoreRefresh(name, scored, float(average) if average is not None else None))
+        analyse(connection, SCORE.name)
         stale = select(SCORE.c.name).where(SCORE.c.name.not_in(list(config.scores))).distinct()
         for (name,) in connection.execute(stale).all():
             connection.execute(delete(SCORE).where(SCORE.c.name == name))

@@ -1,10 +1,11 @@
 """Segments: rules over customers, refreshed inside the database, with membership history.
 
 A segment's rule compiles to one ``SELECT customer.id FROM customer LEFT JOIN
-... WHERE ...``. A refresh puts that set into a temporary table, closes the
-stays of customers who left (``left_at``), opens stays for those who entered
-(``entered_at``) and records the counts: all set-based, in one transaction for
-all segments, in dependency order (a segment naming ``in_segment('x')`` is
+... WHERE ...``. A refresh puts that set and the set of open stays into two
+temporary tables, closes the stays of those in the second only (``left_at``),
+opens stays for those in the first only (``entered_at``) and records the
+counts: all set-based (``EXCEPT``), in one transaction for all segments, in
+dependency order (a segment naming ``in_segment('x')`` is
 refreshed after ``x``).
 """
 
@@ -24,7 +25,6 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
-    exists,
     func,
     insert,
     literal,
@@ -46,8 +46,14 @@ SEGMENT = Segment.__table__  # type: ignore[attr-defined]
 REFRESH = SegmentRefresh.__table__  # type: ignore[attr-defined]
 
 _temporary = MetaData()
-CANDIDATES = Table(
+CANDIDATES = Table(  # who the rule selects now
     "segment_candidates",
+    _temporary,
+    Column("customer_id", Integer, primary_key=True),
+    prefixes=["TEMPORARY"],
+)
+CURRENT = Table(  # who has an open stay
+    "segment_current",
     _temporary,
     Column("customer_id", Integer, primary_key=True),
     prefixes=["TEMPORARY"],
@@ -104,32 +110,44 @@ def segment_sql(config: Config, name: str, dialect: str = "sqlite", as_of: dt.da
 def _refresh_one(
     connection: Connection, config: Config, name: str, as_of: dt.date, now: dt.datetime
 ) -> SegmentRefreshResult:
-    connection.execute(CANDIDATES.delete())
-    connection.execute(insert(CANDIDATES).from_select(["customer_id"], segment_select(config, name, as_of)))
+    """Compare the rule's set with the open stays, as sets: close who left, open who entered."""
     current = and_(MEMBERSHIP.c.segment == name, MEMBERSHIP.c.left_at.is_(None))
+    for table in (CANDIDATES, CURRENT):
+        connection.execute(table.delete())
+    connection.execute(insert(CANDIDATES).from_select(["customer_id"], segment_select(config, name, as_of)))
     connection.execute(
-        update(MEMBERSHIP)
-        .where(current, ~exists().where(CANDIDATES.c.customer_id == MEMBERSHIP.c.customer_id))
-        .values(left_at=now)
+        insert(CURRENT).from_select(["customer_id"], select(MEMBERSHIP.c.customer_id).where(current))
+    )
+    if connection.dialect.name == "postgresql":
+        # temporary tables have no statistics until analysed: without them the
+        # planner may pick a nested loop that is quadratic in the segment size
+        connection.exec_driver_sql(f"ANALYZE {CANDIDATES.name}, {CURRENT.name}")
+    gone = select(CURRENT.c.customer_id).except_(select(CANDIDATES.c.customer_id))
+    new = select(CANDIDATES.c.customer_id).except_(select(CURRENT.c.customer_id)).subquery("new")
+    connection.execute(
+        update(MEMBERSHIP).where(current, MEMBERSHIP.c.customer_id.in_(gone)).values(left_at=now)
     )
     connection.execute(
         insert(MEMBERSHIP).from_select(
             ["segment", "customer_id", "entered_at"],
             select(
                 literal(name, MEMBERSHIP.c.segment.type),
-                CANDIDATES.c.customer_id,
+                new.c.customer_id,
                 literal(now, MEMBERSHIP.c.entered_at.type),
-            ).where(~exists().where(current, MEMBERSHIP.c.customer_id == CANDIDATES.c.customer_id)),
+            ),
         )
     )
-    # counted afterwards: INSERT ... SELECT reports no row count on every driver
-    ours = MEMBERSHIP.c.segment == name
-    left = connection.execute(select(func.count()).where(ours, MEMBERSHIP.c.left_at == now)).scalar_one()
-    entered = connection.execute(
-        select(func.count()).where(ours, MEMBERSHIP.c.entered_at == now)
-    ).scalar_one()
-    members = connection.execute(select(func.count()).select_from(CANDIDATES)).scalar_one()
-    return SegmentRefreshResult(name=name, members=members, entered=entered, left=left)
+    # counted from the two sets (INSERT ... SELECT reports no row count on every driver)
+    members, before, stayed = connection.execute(
+        select(
+            select(func.count()).select_from(CANDIDATES).scalar_subquery(),
+            select(func.count()).select_from(CURRENT).scalar_subquery(),
+            select(func.count())
+            .select_from(CANDIDATES.join(CURRENT, CURRENT.c.customer_id == CANDIDATES.c.customer_id))
+            .scalar_subquery(),
+        )
+    ).one()
+    return SegmentRefreshResult(name=name, members=members, entered=members - stayed, left=before - stayed)
 
 
 def _upsert_segment(
@@ -163,7 +181,7 @@ def refresh_segments(
     as_of = as_of or business_today(config, now)
     results = []
     with engine.begin() as connection:
-        CANDIDATES.create(connection, checkfirst=True)
+        _temporary.create_all(connection, checkfirst=True)
         try:
             for name in config.segment_order:
                 # the segment row must exist before memberships reference it
@@ -191,7 +209,7 @@ def refresh_segments(
             )
             connection.execute(update(SEGMENT).where(removed).values(members=0))
         finally:
-            CANDIDATES.drop(connection, checkfirst=True)
+            _temporary.drop_all(connection, checkfirst=True)
     return results
 
 
