@@ -512,7 +512,7 @@ def _day_weights(first_day: dt.date) -> list[float]:
 def _allocate_orders(rng: random.Random, plans: list[_Plan], count: int) -> None:
     """Set ``orders`` of every plan so they add up to ``count``.
 
-    One-time buyers (about a sixth) get one purchase, the others two plus a
+    One-time buyers (one in eight) get one purchase, the others two plus a
     share of the rest by their rate and (damped) length of their active
     window; this is what sets the revenue concentration.
     """
