@@ -13,7 +13,7 @@ from engine.rules.catalogue import Catalogue
 from engine.rules.checker import check
 from engine.rules.evaluate import evaluate
 from engine.rules.parser import parse
-from engine.rules.to_sql import to_sql
+from engine.rules.to_sql import condition, to_sql
 from engine.rules.types import RuleType
 
 
@@ -52,7 +52,7 @@ class Rule(Expression):
 
     def to_sql(self, bindings: SqlBindings) -> ColumnElement[bool]:
         """A WHERE clause; a row whose condition is NULL does not match."""
-        return to_sql(self.tree, bindings)
+        return condition(self.tree, bindings)
 
     def evaluate(self, record: Record) -> bool | None:
         """True, False or ``None`` (unknown, like SQL NULL)."""

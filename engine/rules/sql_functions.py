@@ -13,6 +13,7 @@ from sqlalchemy import Boolean, Date, DateTime, Integer, Numeric, String
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import NullType
 
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _LOWER = _UPPER.lower()
@@ -20,6 +21,27 @@ _LOWER = _UPPER.lower()
 
 def _args(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> list[str]:
     return [compiler.process(clause, **kw) for clause in element.clauses]
+
+
+class Truth(FunctionElement[Any]):
+    """A boolean column standing alone as a condition, rendered bare.
+
+    SQLAlchemy writes a boolean column in a WHERE as ``col = 1`` on SQLite,
+    which its planner reads as an equality constraint and which can make it
+    start from the wrong table; the bare column means the same (0 false,
+    NULL unknown) on SQLite and is plain SQL on PostgreSQL. Untyped, so
+    SQLAlchemy adds no comparison of its own.
+    """
+
+    type = NullType()
+    name = "rule_truth"
+    inherit_cache = True
+
+
+@compiles(Truth)
+def _truth(element: Truth, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = _args(element, compiler, **kw)
+    return column
 
 
 class TrueDivide(FunctionElement[Any]):

@@ -58,10 +58,10 @@ def to_sql(node: nodes.Node, bindings: SqlBindings) -> ColumnElement[Any]:
             tested = to_sql(operand, bindings)
             return tested.is_not(None) if negated else tested.is_(None)
         case nodes.BoolOp(op=op, operands=operands):
-            parts = [to_sql(o, bindings) for o in operands]
+            parts = [condition(o, bindings) for o in operands]
             return sa.and_(*parts) if op == "and" else sa.or_(*parts)
         case nodes.Not(operand=operand):
-            return sa.not_(to_sql(operand, bindings))
+            return sa.not_(condition(operand, bindings))
         case nodes.Arith(op=op, left=left, right=right):
             return _arith(op, left, right, bindings)
         case nodes.Negate(operand=operand):
@@ -71,6 +71,13 @@ def to_sql(node: nodes.Node, bindings: SqlBindings) -> ColumnElement[Any]:
         case nodes.Call(name=name, args=args):
             return _call(name, args, bindings)
     raise TypeError(f"cannot compile {type(node).__name__}")
+
+
+def condition(node: nodes.Node, bindings: SqlBindings) -> ColumnElement[Any]:
+    """``node`` as a condition: a bool field alone is its bare column (see :class:`sqlf.Truth`)."""
+    if isinstance(node, nodes.Field) and node.type is RuleType.BOOL:
+        return sqlf.Truth(bindings.field(node.name))
+    return to_sql(node, bindings)
 
 
 def literal(value: nodes.LiteralValue) -> ColumnElement[Any]:
