@@ -694,7 +694,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-segments-refresh",
         action="store_true",
-        help="do not time refresh_segments (see BENCHMARKS.md: it can stall on a fresh PostgreSQL database)",
+        help="do not time refresh_segments (to time only the queries on reused data)",
     )
     parser.add_argument(
         "--no-refresh",
