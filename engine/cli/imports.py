@@ -62,6 +62,34 @@ def _options(
     )
 
 
+def _import(kind: str, file: Path, source: str, options: ImportOptions, as_json: bool) -> None:
+    """Import ``file`` with the business settings of config.toml and print the summary."""
+    config = state.config()
+    engine = state.engine(config)
+    settings = config.settings.engine
+    if kind == "customers":
+        summary = import_customers(
+            engine,
+            file,
+            source=source,
+            options=options,
+            timezone=settings.timezone,
+            default_region=settings.default_region,
+            attributes=dict(config.settings.customers.attributes),
+        )
+    else:
+        summary = import_purchases(
+            engine,
+            file,
+            source=source,
+            options=options,
+            timezone=settings.timezone,
+            default_region=settings.default_region,
+            currency=settings.currency,
+        )
+    _print(summary, as_json)
+
+
 def _print(summary: ImportSummary, as_json: bool) -> None:
     if as_json:
         print_json(summary.as_dict())
@@ -94,20 +122,10 @@ def customers(
 
     Example: crm import customers clients.csv --source shop --encoding cp1251 --date-format %d.%m.%Y
     """
-    config = state.config()
-    engine = state.engine(config)
-    summary = import_customers(
-        engine,
-        file,
-        source=source,
-        options=_options(
-            encoding, delimiter, date_format, decimal_comma, sheet, mapping, ignore_unknown, rejects
-        ),
-        default_region=config.settings.engine.default_region,
-        timezone=config.settings.engine.timezone,
-        attributes=dict(config.settings.customers.attributes),
+    options = _options(
+        encoding, delimiter, date_format, decimal_comma, sheet, mapping, ignore_unknown, rejects
     )
-    _print(summary, as_json)
+    _import("customers", file, source, options, as_json)
 
 
 def purchases(
@@ -127,20 +145,10 @@ def purchases(
 
     Example: crm import purchases orders.xlsx --sheet Orders
     """
-    config = state.config()
-    engine = state.engine(config)
-    summary = import_purchases(
-        engine,
-        file,
-        source=source,
-        options=_options(
-            encoding, delimiter, date_format, decimal_comma, sheet, mapping, ignore_unknown, rejects
-        ),
-        currency=config.settings.engine.currency,
-        timezone=config.settings.engine.timezone,
-        default_region=config.settings.engine.default_region,
+    options = _options(
+        encoding, delimiter, date_format, decimal_comma, sheet, mapping, ignore_unknown, rejects
     )
-    _print(summary, as_json)
+    _import("purchases", file, source, options, as_json)
 
 
 def register(app: typer.Typer) -> None:
