@@ -154,3 +154,18 @@ def test_a_bug_exits_2_with_its_traceback(
     assert crm_main(["validate"]) == 2
     err = capsys.readouterr().err
     assert "RuntimeError: boom" in err and "bug in crm-engine" in err
+
+
+@pytest.mark.usefixtures("db")
+def test_unreadable_import_files_exit_1_and_change_nothing(write_config, db_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = {"CRM_CONFIG": str(write_config()), "CRM_DATABASE_URL": db_url}
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    garbage = tmp_path / "garbage.csv"
+    garbage.write_bytes(bytes(range(256)) * 8)
+    for path in (tmp_path / "missing.csv", empty, garbage):
+        result = crm("import", "customers", str(path), "--source", "shop", env=env)
+        assert result.returncode == 1, result.stderr
+        assert str(path) in result.stderr and "Traceback" not in result.stderr
+    listing = crm("customers", "show", "C1", env=env)
+    assert listing.returncode == 1 and "unknown customer 'C1'" in listing.stderr
