@@ -13,13 +13,27 @@ from __future__ import annotations
 import re
 import tomllib
 import zoneinfo
+from contextvars import ContextVar
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from engine.errors import ConfigErrors, ConfigFileError, ConfigValueError
 from engine.toml_lines import find_line, format_path
@@ -144,18 +158,79 @@ class SegmentSection(_Strict):
     description: str | None = None
 
 
-class Settings(BaseModel):
-    """The whole of config.toml. Sections of later parts are kept for them untouched."""
+_CONFIG_FILE: ContextVar[Path] = ContextVar("crm_config_file", default=Path("config.toml"))
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class _ConfigFileSource(TomlConfigSettingsSource):
+    """config.toml, with a relative SQLite path taken relative to the file's folder."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        self.config_file = _CONFIG_FILE.get()
+        super().__init__(settings_cls, toml_file=self.config_file)
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        engine = data.get("engine")
+        if isinstance(engine, dict) and isinstance(engine.get("database_url"), str):
+            engine["database_url"] = sqlite_beside(engine["database_url"], self.config_file.parent)
+        return data
+
+
+class _ShortEnvSource(PydanticBaseSettingsSource):
+    """``CRM_DATABASE_URL``, ``CRM_TIMEZONE``, ``CRM_CURRENCY``: short names for ``[engine]`` keys."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        given = EnvOverrides().model_dump(exclude={"config"}, exclude_none=True)
+        return {"engine": given} if given else {}
+
+
+class Settings(BaseSettings):
+    """The whole of config.toml, read through pydantic-settings.
+
+    Sources, strongest first: ``CRM_DATABASE_URL`` / ``CRM_TIMEZONE`` /
+    ``CRM_CURRENCY``; nested variables such as ``CRM_ENGINE__DEFAULT_REGION``;
+    the TOML file.
+    """
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        env_prefix="CRM_",
+        env_nested_delimiter="__",
+        nested_model_default_partial_update=True,
+    )
 
     engine: EngineSection = Field(default_factory=EngineSection)
     customers: CustomersSection = Field(default_factory=CustomersSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     scores: dict[str, ScoreSection] = Field(default_factory=dict)
     segments: dict[str, SegmentSection] = Field(default_factory=dict)
-    path: Path = Field(Path("config.toml"), exclude=True)
-    text: str = Field("", exclude=True, repr=False)
+    _path: Path = PrivateAttr(default=Path("config.toml"))
+    _text: str = PrivateAttr(default="")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, _ShortEnvSource(settings_cls), env_settings, _ConfigFileSource(settings_cls))
+
+    @property
+    def path(self) -> Path:
+        """The config file these settings came from."""
+        return self._path
+
+    @property
+    def text(self) -> str:
+        """The text of that file, to locate errors by line."""
+        return self._text
 
     @field_validator("scores", "segments")
     @classmethod
@@ -239,19 +314,15 @@ def sqlite_beside(url: str, folder: Path) -> str:
 
 def load_settings(path: Path | str | None = None) -> Settings:
     """Read config.toml (``path``, else ``CRM_CONFIG``, else ./config.toml) with ``CRM_*`` overrides."""
-    env = EnvOverrides()
-    config_path = Path(path) if path is not None else env.config
-    data, text = read_toml(config_path)
-    engine_section = data.setdefault("engine", {})
-    if isinstance(engine_section, dict):
-        url = engine_section.get("database_url")
-        if isinstance(url, str):
-            engine_section["database_url"] = sqlite_beside(url, config_path.parent)
-        for name in ("database_url", "timezone", "currency"):
-            value = getattr(env, name)
-            if value is not None:
-                engine_section[name] = value
+    config_path = Path(path) if path is not None else EnvOverrides().config
+    _, text = read_toml(config_path)  # a missing or malformed file is reported with its line first
+    token = _CONFIG_FILE.set(config_path)
     try:
-        return Settings.model_validate({**data, "path": config_path, "text": text})
+        settings = Settings()
     except ValidationError as exc:
         raise validation_errors(config_path, text, exc) from exc
+    finally:
+        _CONFIG_FILE.reset(token)
+    settings._path = config_path
+    settings._text = text
+    return settings

@@ -35,6 +35,10 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     settings = load_settings(path)
     assert settings.engine.database_url == "postgresql://crm@db/crm"
     assert settings.engine.timezone == "Asia/Vladivostok"
+    monkeypatch.setenv("CRM_ENGINE__DEFAULT_REGION", "KZ")  # any key, by its nested name
+    assert load_settings(path).engine.default_region == "KZ"
+    monkeypatch.setenv("CRM_ENGINE__TIMEZONE", "Asia/Almaty")  # the short name wins
+    assert load_settings(path).engine.timezone == "Asia/Vladivostok"
     monkeypatch.setenv("CRM_CONFIG", str(path))
     assert load_settings().path == path
 
