@@ -64,6 +64,8 @@ def customer_profile(engine: Engine, ref: str) -> CustomerProfile:
     customer_id = find_customer_id(engine, ref)
     with engine.connect() as connection:
         fields = dict(connection.execute(select(CUSTOMER).where(CUSTOMER.c.id == customer_id)).one()._mapping)
+        # as rules name them: the stage a source declared, beside the derived lifecycle_stage metric
+        fields["declared_stage"] = fields.pop("lifecycle_stage")
         row = connection.execute(select(METRICS).where(METRICS.c.customer_id == customer_id)).first()
         metrics = dict(row._mapping) if row else {}
         metrics.pop("customer_id", None)
