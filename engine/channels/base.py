@@ -1,0 +1,73 @@
+"""The channel protocol: what every way of contacting a customer implements.
+
+A channel takes a batch of :class:`OutgoingMessage` and answers one
+:class:`DeliveryResult` per message, in order. A failure of one message is a
+result, never an exception out of the batch. Every message carries its
+idempotency key (run, customer, step): a channel that is asked twice for the
+same key must not contact the customer twice, and the Message-ID of an email
+derives from that key, so a resend after a crash is recognisable.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+class DeliveryStatus(enum.Enum):
+    """How one message ended at the channel."""
+
+    SENT = "sent"  # handed over (to the mail server, the Maildir, the call list...)
+    TEMPORARY_FAILURE = "temporary_failure"  # try again later (4xx, timeout, dropped connection)
+    PERMANENT_FAILURE = "permanent_failure"  # do not retry (5xx, invalid address)
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One contact of one step of one campaign run, ready to send.
+
+    ``key`` is the idempotency key (``run:customer:step``); ``recipient`` the
+    address on this channel (email address, E.164 phone, postal address).
+    """
+
+    key: str
+    customer_id: int
+    recipient: str
+    subject: str | None = None
+    html: str | None = None
+    text: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What happened to one message; ``detail`` carries the server's answer on failure."""
+
+    key: str
+    status: DeliveryStatus
+    detail: str | None = None
+    reference: str | None = None  # Message-ID, file name, gateway id
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """A way of contacting customers (email, call list, SMS...)."""
+
+    name: str
+
+    async def send(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
+        """Send a batch; return one result per message, in the same order; never raise for one message."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and files."""
+        ...
+
+
+def message_id(key: str, domain: str) -> str:
+    """The deterministic Message-ID of the message with idempotency ``key``."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return f"<{digest}@{domain}>"

@@ -1,0 +1,73 @@
+"""Email into a Maildir: the embedded default transport, no server needed.
+
+Each message is written to ``tmp/`` and then linked into ``new/`` under a
+name derived from its idempotency key, so any mail client opens the folder,
+a message is never half-visible, and the same key is never delivered twice
+(a second delivery finds the name taken and reports it sent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage, message_id
+from engine.channels.email_message import HeaderInjectionError, build_email
+
+
+class MaildirEmailChannel:
+    """Writes each email as one file of a Maildir (``root/{tmp,new,cur}``)."""
+
+    def __init__(self, root: Path, *, sender: str, domain: str, name: str = "email") -> None:
+        self.name = name
+        self.root = root
+        self.sender = sender
+        self.domain = domain
+        for folder in ("tmp", "new", "cur"):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+
+    def file_name(self, key: str) -> str:
+        """The Maildir name of the message with idempotency ``key``."""
+        return hashlib.sha256(key.encode()).hexdigest()[:32] + ".crm-engine"
+
+    def _delivered(self, name: str) -> bool:
+        if (self.root / "new" / name).exists():
+            return True
+        return any((self.root / "cur").glob(f"{name}:*")) or (self.root / "cur" / name).exists()
+
+    async def send(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
+        """Deliver each message once per key; a bad header is a permanent failure of that message."""
+        results = []
+        for message in messages:
+            name = self.file_name(message.key)
+            reference = message_id(message.key, self.domain)
+            if self._delivered(name):
+                results.append(DeliveryResult(message.key, DeliveryStatus.SENT, reference=reference))
+                continue
+            try:
+                data = build_email(message, sender=self.sender, domain=self.domain).as_bytes()
+            except HeaderInjectionError as exc:
+                results.append(DeliveryResult(message.key, DeliveryStatus.PERMANENT_FAILURE, detail=str(exc)))
+                continue
+            # unique per writer: processes, threads and hosts sharing the folder never collide in tmp/
+            temporary = self.root / "tmp" / f"{name}.{os.getpid()}.{uuid.uuid4().hex}"
+            try:
+                temporary.write_bytes(data)
+                os.link(temporary, self.root / "new" / name)
+            except FileExistsError:
+                pass  # another worker delivered the same key first
+            except OSError as exc:
+                results.append(
+                    DeliveryResult(message.key, DeliveryStatus.TEMPORARY_FAILURE, detail=f"Maildir: {exc}")
+                )
+                continue
+            finally:
+                temporary.unlink(missing_ok=True)
+            results.append(DeliveryResult(message.key, DeliveryStatus.SENT, reference=reference))
+        return results
+
+    async def close(self) -> None:
+        """Nothing to release."""

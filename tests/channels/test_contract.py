@@ -1,0 +1,140 @@
+"""One contract suite over every channel: per-item results, exactly once per key, no raise for one message."""
+
+from __future__ import annotations
+
+import asyncio
+import mailbox
+from collections.abc import Callable
+from dataclasses import dataclass
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+import pytest
+
+from engine.channels import (
+    Channel,
+    DeliveryStatus,
+    MaildirEmailChannel,
+    MemoryChannel,
+    OutgoingMessage,
+    message_id,
+)
+
+
+@dataclass
+class Subject:
+    """A channel under test and how to list what it delivered (keys or Message-IDs)."""
+
+    channel: Channel
+    delivered: Callable[[], list[str]]
+
+
+def _maildir(tmp_path: Path) -> Subject:
+    channel = MaildirEmailChannel(
+        tmp_path / "Maildir", sender="Shop <news@shop.example>", domain="shop.example"
+    )
+
+    def delivered() -> list[str]:
+        parser = BytesParser(policy=policy.default)
+        return sorted(
+            str(parser.parsebytes(p.read_bytes())["Message-ID"])
+            for p in (tmp_path / "Maildir" / "new").iterdir()
+        )
+
+    return Subject(channel, delivered)
+
+
+def _memory(tmp_path: Path) -> Subject:
+    channel = MemoryChannel()
+    return Subject(channel, lambda: sorted(message_id(key, "shop.example") for key in channel.sent))
+
+
+@pytest.fixture(params=["memory", "maildir"])
+def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Subject:
+    return {"memory": _memory, "maildir": _maildir}[request.param](tmp_path)
+
+
+def _message(n: int, **fields: object) -> OutgoingMessage:
+    values: dict[str, object] = {
+        "key": f"run1:{n}:0",
+        "customer_id": n,
+        "recipient": f"c{n}@example.ru",
+        "subject": f"Здравствуйте, клиент {n}",
+        "html": f"<p>Hello <b>{n}</b></p>",
+    }
+    values.update(fields)
+    return OutgoingMessage(**values)  # type: ignore[arg-type]
+
+
+def test_every_channel_implements_the_protocol(subject: Subject) -> None:
+    assert isinstance(subject.channel, Channel)
+
+
+def test_one_result_per_message_in_order(subject: Subject) -> None:
+    batch = [_message(n) for n in range(5)]
+    results = asyncio.run(subject.channel.send(batch))
+    assert [r.key for r in results] == [m.key for m in batch]
+    assert {r.status for r in results} == {DeliveryStatus.SENT}
+    assert subject.delivered() == sorted(message_id(m.key, "shop.example") for m in batch)
+
+
+def test_the_same_key_is_delivered_once(subject: Subject) -> None:
+    batch = [_message(1), _message(2)]
+    asyncio.run(subject.channel.send(batch))
+    again = asyncio.run(subject.channel.send([*batch, _message(1)]))  # a retry after a crash
+    assert [r.status for r in again] == [DeliveryStatus.SENT] * 3
+    assert len(subject.delivered()) == 2
+    asyncio.run(subject.channel.close())
+
+
+def test_maildir_messages_open_in_a_mail_client(tmp_path: Path) -> None:
+    channel = MaildirEmailChannel(
+        tmp_path / "Maildir", sender="Shop <news@shop.example>", domain="shop.example"
+    )
+    html = "<html><head><style>p{color:red}</style></head><body><p>Скидка <a href='https://shop.example/x'>тут</a></p></body></html>"
+    [result] = asyncio.run(
+        channel.send([_message(7, html=html, headers={"List-Unsubscribe": "<https://u.example/1>"})])
+    )
+    assert result.status is DeliveryStatus.SENT and result.reference == message_id("run1:7:0", "shop.example")
+    [stored] = list(mailbox.Maildir(tmp_path / "Maildir", create=False))
+    email = BytesParser(policy=policy.default).parsebytes(stored.as_bytes())
+    assert email["Subject"] == "Здравствуйте, клиент 7" and email["To"] == "c7@example.ru"
+    assert email["Message-ID"] == result.reference and email["List-Unsubscribe"] == "<https://u.example/1>"
+    assert email.get_content_type() == "multipart/alternative"
+    text = email.get_body(("plain",)).get_content()
+    assert "Скидка тут (https://shop.example/x)" in text and "color" not in text
+    assert "<a href='https://shop.example/x'>" in email.get_body(("html",)).get_content()
+    assert not list((tmp_path / "Maildir" / "tmp").iterdir())
+
+
+def test_header_injection_fails_that_message_only(tmp_path: Path) -> None:
+    channel = MaildirEmailChannel(tmp_path / "Maildir", sender="news@shop.example", domain="shop.example")
+    evil = _message(1, subject="Hi\r\nBcc: everyone@example.com")
+    results = asyncio.run(channel.send([evil, _message(2)]))
+    assert results[0].status is DeliveryStatus.PERMANENT_FAILURE and "line break" in (results[0].detail or "")
+    assert results[1].status is DeliveryStatus.SENT
+    assert len(list((tmp_path / "Maildir" / "new").iterdir())) == 1
+
+
+def test_memory_channel_reports_configured_failures() -> None:
+    channel = MemoryChannel(fail={"c2@example.ru": DeliveryStatus.TEMPORARY_FAILURE})
+    results = asyncio.run(channel.send([_message(1), _message(2)]))
+    assert [r.status for r in results] == [DeliveryStatus.SENT, DeliveryStatus.TEMPORARY_FAILURE]
+    assert list(channel.sent) == ["run1:1:0"]
+
+
+def test_two_maildir_writers_racing_on_the_same_keys_deliver_each_once(tmp_path: Path) -> None:
+    import concurrent.futures
+
+    batch = [_message(n) for n in range(200)]
+
+    def worker() -> list[DeliveryStatus]:
+        channel = MaildirEmailChannel(tmp_path / "Maildir", sender="news@shop.example", domain="shop.example")
+        return [r.status for r in asyncio.run(channel.send(batch))]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(pool.map(lambda _: worker(), range(4)))
+    assert all(status is DeliveryStatus.SENT for statuses in outcomes for status in statuses)
+    assert len(list((tmp_path / "Maildir" / "new").iterdir())) == 200
+    assert not list((tmp_path / "Maildir" / "tmp").iterdir())
