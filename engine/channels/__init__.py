@@ -1,7 +1,7 @@
 """Channels: one protocol (:mod:`engine.channels.base`), one module per way of reaching a customer.
 
-Only the memory channel and Maildir email exist so far; SMTP, call lists,
-postal lists, meetings and SMS follow the same protocol.
+So far: memory, Maildir email and SMTP email; call lists, postal lists,
+meetings and SMS follow the same protocol.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from engine.channels.base import Channel, DeliveryResult, DeliveryStatus, OutgoingMessage, message_id
 from engine.channels.maildir_email import MaildirEmailChannel
 from engine.channels.memory import MemoryChannel
+from engine.channels.smtp_email import SmtpEmailChannel, SmtpSettings
 
 __all__ = [
     "Channel",
@@ -17,5 +18,7 @@ __all__ = [
     "MaildirEmailChannel",
     "MemoryChannel",
     "OutgoingMessage",
+    "SmtpEmailChannel",
+    "SmtpSettings",
     "message_id",
 ]

@@ -3,9 +3,11 @@
 A channel takes a batch of :class:`OutgoingMessage` and answers one
 :class:`DeliveryResult` per message, in order. A failure of one message is a
 result, never an exception out of the batch. Every message carries its
-idempotency key (run, customer, step): a channel that is asked twice for the
-same key must not contact the customer twice, and the Message-ID of an email
-derives from that key, so a resend after a crash is recognisable.
+idempotency key (run, customer, step); the Message-ID of an email derives
+from it. Channels that can see what they delivered before (memory, Maildir,
+files) deliver a key at most once; for the others (SMTP, gateways) the
+outbox hands a key out once, and the deterministic Message-ID makes a repeat
+after a crash recognisable.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import mailbox
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email import policy
 from email.parser import BytesParser
@@ -20,6 +20,8 @@ from engine.channels import (
     OutgoingMessage,
     message_id,
 )
+from engine.channels.smtp_email import SmtpEmailChannel, SmtpSettings
+from tests.channels.smtp_servers import Recorder, smtp_server
 
 
 @dataclass
@@ -50,8 +52,26 @@ def _memory(tmp_path: Path) -> Subject:
     return Subject(channel, lambda: sorted(message_id(key, "shop.example") for key in channel.sent))
 
 
-@pytest.fixture(params=["memory", "maildir"])
+@pytest.fixture
+def smtp_subject() -> Iterator[Subject]:
+    recorder = Recorder()
+    with smtp_server(recorder) as port:
+        settings = SmtpSettings(host="127.0.0.1", port=port, timeout=5, concurrency=2)
+        channel = SmtpEmailChannel(settings, sender="Shop <news@shop.example>", domain="shop.example")
+        yield Subject(channel, lambda: sorted(recorder.message_ids))
+
+
+@pytest.fixture(params=["memory", "maildir", "smtp"])
 def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Subject:
+    """Every channel."""
+    if request.param == "smtp":
+        return request.getfixturevalue("smtp_subject")  # type: ignore[no-any-return]
+    return {"memory": _memory, "maildir": _maildir}[request.param](tmp_path)
+
+
+@pytest.fixture(params=["memory", "maildir"])
+def remembering(request: pytest.FixtureRequest, tmp_path: Path) -> Subject:
+    """The channels that can see a key they delivered before (SMTP cannot: the outbox guards it)."""
     return {"memory": _memory, "maildir": _maildir}[request.param](tmp_path)
 
 
@@ -79,13 +99,13 @@ def test_one_result_per_message_in_order(subject: Subject) -> None:
     assert subject.delivered() == sorted(message_id(m.key, "shop.example") for m in batch)
 
 
-def test_the_same_key_is_delivered_once(subject: Subject) -> None:
+def test_the_same_key_is_delivered_once(remembering: Subject) -> None:
     batch = [_message(1), _message(2)]
-    asyncio.run(subject.channel.send(batch))
-    again = asyncio.run(subject.channel.send([*batch, _message(1)]))  # a retry after a crash
+    asyncio.run(remembering.channel.send(batch))
+    again = asyncio.run(remembering.channel.send([*batch, _message(1)]))  # a retry after a crash
     assert [r.status for r in again] == [DeliveryStatus.SENT] * 3
-    assert len(subject.delivered()) == 2
-    asyncio.run(subject.channel.close())
+    assert len(remembering.delivered()) == 2
+    asyncio.run(remembering.channel.close())
 
 
 def test_maildir_messages_open_in_a_mail_client(tmp_path: Path) -> None:
