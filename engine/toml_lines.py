@@ -70,21 +70,24 @@ def find_line(text: str, path: str | Sequence[PathPart]) -> int | None:
         if matched == len(full) and matched > 0 and (best is None or matched > best[0]):
             best = (matched, lineno)
 
+    other_item = False  # inside an item of an array of tables that is not the wanted one
     for index, raw in enumerate(lines, start=1):
         line = raw.split("#", 1)[0] if "'" not in raw and '"' not in raw else raw
         header = _HEADER.match(line)
         if header:
             table = _split_key(header.group(2))
+            other_item = False
             if header.group(1) == "[[":
                 array_counts[tuple(table)] = array_counts.get(tuple(table), -1) + 1
                 position = array_counts[tuple(table)]
                 ints = [p for p in wanted if isinstance(p, int)]
                 if ints and ints[0] != position:
+                    other_item = True
                     continue
             consider(table, index)
             continue
         key = _KEY.match(line)
-        if key:
+        if key and not other_item:
             full = table + _split_key(key.group(1))
             consider(full, index)
             rest = line[key.end() :]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 
+from engine.campaigns import campaign_json_schema, load_campaigns
+from engine.campaigns.loading import campaigns_folder
 from engine.cli.app import console, state
 from engine.schema import upgrade
 
@@ -25,19 +29,30 @@ def init() -> None:
 
 
 def validate() -> None:
-    """Check config.toml (every rule, type and reference) without touching any data.
+    """Check config.toml and campaigns/*.toml (rules, types, templates, references) without touching data.
 
     Example: crm validate
     Example: crm --config staging.toml validate
     """
     config = state.config()
+    campaigns = load_campaigns(config)
     console.print(
         f"{config.path}: ok — {len(config.segments)} segments, {len(config.scores)} scores, "
         f"{len(config.metric_filters)} custom metrics"
     )
+    console.print(f"{campaigns_folder(config)}: ok — {len(campaigns)} campaigns", soft_wrap=True)
+
+
+def schema() -> None:
+    """Print the JSON Schema of campaign files, for editors that complete TOML.
+
+    Example: crm schema > campaign.schema.json
+    """
+    typer.echo(json.dumps(campaign_json_schema(), indent=2, ensure_ascii=False))
 
 
 def register(app: typer.Typer) -> None:
     """Add the commands of this module to ``app``."""
     app.command("init")(init)
     app.command("validate")(validate)
+    app.command("schema")(schema)

@@ -1,0 +1,185 @@
+"""What a campaign file (``campaigns/*.toml``) may hold: the pydantic models are the truth.
+
+A campaign targets one segment with one strategy, fires on one trigger
+(a cron schedule, a one-off time, segment entry, an anniversary of a date
+field, or a custom event), keeps a control group, may split its audience
+into weighted variants, and contacts customers through ordered steps.
+:func:`campaign_json_schema` exports the models as JSON Schema for editors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from engine.settings import Strategy
+
+#: the kinds of channel a step may use
+CHANNELS: tuple[str, ...] = ("call", "email", "meeting", "post", "sms")
+#: ``only_if`` shorthands besides any rule
+RESPONSE_CONDITIONS: tuple[str, ...] = ("not responded", "opened", "clicked", "not converted")
+GOAL_METRICS: tuple[str, ...] = ("response", "conversion", "revenue", "retention")
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(m|h|d|w)\s*$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``"30m"``, ``"1h"``, ``"7d"``, ``"2w"`` as a timedelta."""
+    found = _DURATION.match(text)
+    if not found:
+        raise ValueError(f"{text!r} is not a duration (e.g. 30m, 1h, 7d, 2w)")
+    return dt.timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Goal(_Strict):
+    """What evaluation measures the campaign by, and over how many days after a contact."""
+
+    metric: Literal["response", "conversion", "revenue", "retention"] = "conversion"
+    window_days: int = Field(30, ge=1, le=365)
+
+
+class Variant(_Strict):
+    """One arm of an A/B/n test; steps may use ``{{ variant }}`` or per-variant content."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    weight: Decimal = Field(Decimal(1), gt=0)
+    subject: str | None = None
+    template: str | None = None
+
+
+class Anniversary(_Strict):
+    """Fire on the yearly return of a customer date field, ``offset_days`` before (negative) or after."""
+
+    field: Literal["birth_date", "created_at", "first_order_at", "verified_at"]
+    offset_days: int = Field(0, ge=-60, le=60)
+
+
+class Step(_Strict):
+    """One contact of the campaign: a channel, its content and when it happens."""
+
+    channel: str
+    template: str | None = None
+    subject: str | None = None
+    script: str | None = None
+    letter: str | None = None
+    contacts_per_client: Decimal = Field(Decimal(1), gt=0)
+    wait: str | None = None
+    only_if: str | None = None
+
+    @field_validator("channel")
+    @classmethod
+    def _known_channel(cls, value: str) -> str:
+        if value not in CHANNELS:
+            raise ValueError(f"unknown channel {value!r} (known: {', '.join(CHANNELS)})")
+        return value
+
+    @field_validator("wait")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _content(self) -> Step:
+        needed = {"email": "template", "call": "script", "post": "letter", "sms": "template"}.get(
+            self.channel
+        )
+        if needed and getattr(self, needed) is None:
+            raise ValueError(f"a {self.channel} step needs {needed} = '...'")
+        return self
+
+    @property
+    def wait_delta(self) -> dt.timedelta:
+        """The wait after the previous step."""
+        return parse_duration(self.wait) if self.wait else dt.timedelta(0)
+
+
+class Campaign(_Strict):
+    """One campaign file."""
+
+    name: str = Field(min_length=1)
+    segment: str
+    strategy: Strategy
+    priority: int = 0
+    start: dt.date
+    end: dt.date | None = None
+    schedule: str | None = Field(None, description="cron in the business time zone, e.g. '0 10 * * MON'")
+    at: dt.datetime | None = Field(
+        None, description="one-off run at this time (business time zone if none given)"
+    )
+    on_segment_entry: bool = False
+    anniversary: Anniversary | None = None
+    on_event: str | None = Field(None, pattern=r"^[a-z0-9_.-]+$")
+    control_group: Decimal = Field(Decimal(0), ge=0, lt=1)
+    preparation_cost: Decimal = Field(Decimal(0), ge=0)
+    expected_audience: int | None = Field(None, ge=0)
+    max_lateness: str = "1h"
+    send_at_local: dt.time | None = None
+    goal: Goal = Field(default_factory=Goal)
+    variants: list[Variant] = Field(default_factory=list)
+    steps: list[Step] = Field(min_length=1)
+
+    @field_validator("max_lateness")
+    @classmethod
+    def _lateness(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Campaign:
+        triggers = [
+            name
+            for name, given in (
+                ("schedule", self.schedule is not None),
+                ("at", self.at is not None),
+                ("on_segment_entry", self.on_segment_entry),
+                ("anniversary", self.anniversary is not None),
+                ("on_event", self.on_event is not None),
+            )
+            if given
+        ]
+        if len(triggers) != 1:
+            found = ", ".join(triggers) if triggers else "none"
+            raise ValueError(
+                "a campaign needs exactly one trigger: schedule, at, on_segment_entry, anniversary "
+                f"or on_event (found: {found})"
+            )
+        if self.end is not None and self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        if self.steps[0].wait is not None:
+            raise ValueError("the first step cannot wait: there is no step before it")
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variant names repeat: {', '.join(names)}")
+        return self
+
+    @property
+    def trigger(self) -> str:
+        """Which trigger fires this campaign."""
+        if self.schedule is not None:
+            return "schedule"
+        if self.at is not None:
+            return "at"
+        if self.on_segment_entry:
+            return "on_segment_entry"
+        if self.anniversary is not None:
+            return "anniversary"
+        return "on_event"
+
+
+def campaign_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a campaign file, for editors (``crm schema``)."""
+    schema = Campaign.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "crm-engine campaign"
+    return schema
