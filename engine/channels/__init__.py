@@ -1,7 +1,7 @@
 """Channels: one protocol (:mod:`engine.channels.base`), one module per way of reaching a customer.
 
-So far: memory, Maildir email and SMTP email; call lists, postal lists,
-meetings and SMS follow the same protocol.
+So far: memory, Maildir email, SMTP email and SMS through an HTTP gateway;
+call lists, postal lists and meetings follow the same protocol.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from engine.channels.base import Channel, DeliveryResult, DeliveryStatus, OutgoingMessage, message_id
 from engine.channels.maildir_email import MaildirEmailChannel
 from engine.channels.memory import MemoryChannel
+from engine.channels.sms_webhook import SmsGatewaySettings, SmsWebhookChannel
 from engine.channels.smtp_email import SmtpEmailChannel, SmtpSettings
 
 __all__ = [
@@ -18,6 +19,8 @@ __all__ = [
     "MaildirEmailChannel",
     "MemoryChannel",
     "OutgoingMessage",
+    "SmsGatewaySettings",
+    "SmsWebhookChannel",
     "SmtpEmailChannel",
     "SmtpSettings",
     "message_id",

@@ -20,7 +20,9 @@ from engine.channels import (
     OutgoingMessage,
     message_id,
 )
+from engine.channels.sms_webhook import SmsGatewaySettings, SmsWebhookChannel
 from engine.channels.smtp_email import SmtpEmailChannel, SmtpSettings
+from tests.channels.http_gateway import Gateway, http_gateway
 from tests.channels.smtp_servers import Recorder, smtp_server
 
 
@@ -61,11 +63,21 @@ def smtp_subject() -> Iterator[Subject]:
         yield Subject(channel, lambda: sorted(recorder.message_ids))
 
 
-@pytest.fixture(params=["memory", "maildir", "smtp"])
+@pytest.fixture
+def sms_subject() -> Iterator[Subject]:
+    gateway = Gateway()
+    with http_gateway(gateway) as url:
+        channel = SmsWebhookChannel(SmsGatewaySettings(url=url, timeout=5))
+        yield Subject(
+            channel, lambda: sorted(message_id(body["id"], "shop.example") for body in gateway.received)
+        )
+
+
+@pytest.fixture(params=["memory", "maildir", "smtp", "sms"])
 def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Subject:
     """Every channel."""
-    if request.param == "smtp":
-        return request.getfixturevalue("smtp_subject")  # type: ignore[no-any-return]
+    if request.param in ("smtp", "sms"):
+        return request.getfixturevalue(f"{request.param}_subject")  # type: ignore[no-any-return]
     return {"memory": _memory, "maildir": _maildir}[request.param](tmp_path)
 
 
