@@ -1,18 +1,20 @@
 """Channels: one protocol (:mod:`engine.channels.base`), one module per way of reaching a customer.
 
-So far: memory, Maildir email, SMTP email and SMS through an HTTP gateway;
-call lists, postal lists and meetings follow the same protocol.
+So far: memory, Maildir email, SMTP email, call lists and SMS through an
+HTTP gateway; postal lists and meetings will follow the same protocol.
 """
 
 from __future__ import annotations
 
 from engine.channels.base import Channel, DeliveryResult, DeliveryStatus, OutgoingMessage, message_id
+from engine.channels.call_list import CallListChannel, schedule_calls
 from engine.channels.maildir_email import MaildirEmailChannel
 from engine.channels.memory import MemoryChannel
 from engine.channels.sms_webhook import SmsGatewaySettings, SmsWebhookChannel
 from engine.channels.smtp_email import SmtpEmailChannel, SmtpSettings
 
 __all__ = [
+    "CallListChannel",
     "Channel",
     "DeliveryResult",
     "DeliveryStatus",
@@ -24,4 +26,5 @@ __all__ = [
     "SmtpEmailChannel",
     "SmtpSettings",
     "message_id",
+    "schedule_calls",
 ]

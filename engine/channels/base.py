@@ -16,7 +16,7 @@ import enum
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 class DeliveryStatus(enum.Enum):
@@ -32,7 +32,9 @@ class OutgoingMessage:
     """One contact of one step of one campaign run, ready to send.
 
     ``key`` is the idempotency key (``run:customer:step``); ``recipient`` the
-    address on this channel (email address, E.164 phone, postal address).
+    address on this channel (email address, E.164 phone, postal address);
+    ``details`` what file-based channels list beside it (name, curator,
+    calling window, segment, campaign, script...).
     """
 
     key: str
@@ -42,6 +44,7 @@ class OutgoingMessage:
     html: str | None = None
     text: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

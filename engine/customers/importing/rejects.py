@@ -16,11 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from engine.customers.importing.reader import SourceRow, cell_text
-
-
-def formula_safe(text: str) -> str:
-    """``text`` with a leading ``'`` when a spreadsheet would run it as a formula (=, +, -, @, tab, CR)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+from engine.spreadsheet import formula_safe
 
 
 def default_rejects_path(path: Path) -> Path:
