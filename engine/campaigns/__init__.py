@@ -1,4 +1,4 @@
-"""Campaigns: the campaign file model, loading and checking (planning and running come next)."""
+"""Campaigns: the campaign file model, loading and checking, content rendering (planning and running next)."""
 
 from __future__ import annotations
 
