@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -277,8 +278,6 @@ def customer_record(
 
 def _python_value(value: Any, kind: RuleType) -> Any:
     """Normalise a value read from the database to the rule type's Python type."""
-    from decimal import Decimal
-
     if value is None:
         return None
     if kind is RuleType.BOOL:

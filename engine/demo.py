@@ -8,7 +8,6 @@ again starts the database afresh.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -210,8 +209,3 @@ def run_demo(
         timezones=timezones,
         seconds=time.perf_counter() - started,
     )
-
-
-def copy_default_config(target: Path) -> None:
-    """Write the example config.toml shipped with crm-engine to ``target``."""
-    shutil.copyfile(DEFAULT_CONFIG, target)
