@@ -1,7 +1,7 @@
 """Channels: one protocol (:mod:`engine.channels.base`), one module per way of reaching a customer.
 
-So far: memory, Maildir email, SMTP email, call lists and SMS through an
-HTTP gateway; postal lists and meetings will follow the same protocol.
+Memory, Maildir email, SMTP email, call lists, postal lists, meeting task
+lists and SMS through an HTTP gateway.
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ from __future__ import annotations
 from engine.channels.base import Channel, DeliveryResult, DeliveryStatus, OutgoingMessage, message_id
 from engine.channels.call_list import CallListChannel, schedule_calls
 from engine.channels.maildir_email import MaildirEmailChannel
+from engine.channels.meeting_list import MeetingListChannel
 from engine.channels.memory import MemoryChannel
+from engine.channels.postal_list import PostalListChannel
 from engine.channels.sms_webhook import SmsGatewaySettings, SmsWebhookChannel
 from engine.channels.smtp_email import SmtpEmailChannel, SmtpSettings
 
@@ -19,8 +21,10 @@ __all__ = [
     "DeliveryResult",
     "DeliveryStatus",
     "MaildirEmailChannel",
+    "MeetingListChannel",
     "MemoryChannel",
     "OutgoingMessage",
+    "PostalListChannel",
     "SmsGatewaySettings",
     "SmsWebhookChannel",
     "SmtpEmailChannel",

@@ -88,3 +88,32 @@ def test_capacity_moves_the_rest_to_the_next_days_by_priority() -> None:
     }
     with pytest.raises(ValueError, match="at least 1"):
         schedule_calls(calls, capacity=0, first_day=DAY, priority=lambda call: call[1])
+
+
+def test_postal_and_meeting_lists(tmp_path: Path) -> None:
+    from engine.channels import MeetingListChannel, PostalListChannel
+
+    letters = PostalListChannel(tmp_path, DAY)
+    address = "Россия, 630099, г. Новосибирск, ул. Ленина, д. 1, кв. 2"
+    letter = OutgoingMessage(
+        key="run4:1:0", customer_id=1, recipient=address, details={"name": "Анна", "letter": "spring.md"}
+    )
+    no_address = OutgoingMessage(key="run4:2:0", customer_id=2, recipient="")
+    results = asyncio.run(letters.send([letter, no_address]))
+    assert [r.status for r in results] == [DeliveryStatus.SENT, DeliveryStatus.PERMANENT_FAILURE]
+    assert results[1].detail == "no postal address"
+    asyncio.run(letters.close())
+    [row] = _rows(tmp_path / "letters-2026-12-07.csv")
+    assert (row["address"], row["name"], row["letter"]) == (address, "Анна", "spring.md")
+    assert (tmp_path / "letters-2026-12-07.xlsx").exists()
+
+    meetings = MeetingListChannel(tmp_path, DAY)
+    visit = OutgoingMessage(
+        key="run6:3:0",
+        customer_id=3,
+        recipient="ООО Ромашка",
+        details={"curator": "Олег", "agenda": "renewal"},
+    )
+    asyncio.run(meetings.send([visit]))
+    [task] = _rows(tmp_path / "meetings-2026-12-07-Олег.csv")
+    assert (task["agenda"], task["curator"]) == ("renewal", "Олег")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import datetime as dt
 import mailbox
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +22,10 @@ from engine.channels import (
     OutgoingMessage,
     message_id,
 )
+from engine.channels.call_list import CallListChannel
+from engine.channels.list_file import ListFileChannel
+from engine.channels.meeting_list import MeetingListChannel
+from engine.channels.postal_list import PostalListChannel
 from engine.channels.sms_webhook import SmsGatewaySettings, SmsWebhookChannel
 from engine.channels.smtp_email import SmtpEmailChannel, SmtpSettings
 from tests.channels.http_gateway import Gateway, http_gateway
@@ -49,6 +55,31 @@ def _maildir(tmp_path: Path) -> Subject:
     return Subject(channel, delivered)
 
 
+def _list_file(kind: type[ListFileChannel]) -> Callable[[Path], Subject]:
+    def make(tmp_path: Path) -> Subject:
+        channel = kind(tmp_path / "lists", dt.date(2026, 12, 7))  # type: ignore[call-arg]
+
+        def delivered() -> list[str]:
+            keys = []
+            for path in (tmp_path / "lists").glob("*.csv"):
+                with path.open(encoding="utf-8-sig", newline="") as handle:
+                    keys += [row["key"] for row in csv.DictReader(handle, delimiter=";")]
+            return sorted(message_id(key, "shop.example") for key in keys)
+
+        return Subject(channel, delivered)
+
+    return make
+
+
+LOCAL = {
+    "memory": lambda tmp_path: _memory(tmp_path),
+    "maildir": lambda tmp_path: _maildir(tmp_path),
+    "calls": _list_file(CallListChannel),
+    "letters": _list_file(PostalListChannel),
+    "meetings": _list_file(MeetingListChannel),
+}
+
+
 def _memory(tmp_path: Path) -> Subject:
     channel = MemoryChannel()
     return Subject(channel, lambda: sorted(message_id(key, "shop.example") for key in channel.sent))
@@ -73,18 +104,18 @@ def sms_subject() -> Iterator[Subject]:
         )
 
 
-@pytest.fixture(params=["memory", "maildir", "smtp", "sms"])
+@pytest.fixture(params=[*LOCAL, "smtp", "sms"])
 def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Subject:
     """Every channel."""
     if request.param in ("smtp", "sms"):
         return request.getfixturevalue(f"{request.param}_subject")  # type: ignore[no-any-return]
-    return {"memory": _memory, "maildir": _maildir}[request.param](tmp_path)
+    return LOCAL[request.param](tmp_path)
 
 
-@pytest.fixture(params=["memory", "maildir"])
+@pytest.fixture(params=list(LOCAL))
 def remembering(request: pytest.FixtureRequest, tmp_path: Path) -> Subject:
-    """The channels that can see a key they delivered before (SMTP cannot: the outbox guards it)."""
-    return {"memory": _memory, "maildir": _maildir}[request.param](tmp_path)
+    """The channels that can see a key they delivered before (SMTP and SMS cannot: the outbox guards them)."""
+    return LOCAL[request.param](tmp_path)
 
 
 def _message(n: int, **fields: object) -> OutgoingMessage:
