@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -27,14 +27,7 @@ ASCII_LOWER = ASCII_UPPER.lower()
 _TO_LOWER = str.maketrans(ASCII_UPPER, ASCII_LOWER)
 _TO_UPPER = str.maketrans(ASCII_LOWER, ASCII_UPPER)
 
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
+_COMPARE = nodes.COMPARE_OPERATORS
 
 
 def evaluate(node: nodes.Node, record: Record) -> Any:

@@ -9,8 +9,11 @@ compared with datetimes are wrapped in :class:`ToDatetime`. Both back ends
 from __future__ import annotations
 
 import datetime
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 from typing import Literal as TypingLiteral
 
 from engine.rules.types import RuleType
@@ -149,3 +152,14 @@ def children(node: Node) -> tuple[Node, ...]:
             return args
         case _:
             return ()
+
+
+#: the Python operator of each comparison; the same for SQLAlchemy expressions and values
+COMPARE_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}

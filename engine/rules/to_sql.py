@@ -22,14 +22,7 @@ from engine.rules.bindings import SqlBindings
 from engine.rules.bucket import HASH_MODULUS, HIGH_BITS_DIVISOR, KEY_MODULUS, MULTIPLIER, salt_offset
 from engine.rules.types import RuleType
 
-_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
+_COMPARE = nodes.COMPARE_OPERATORS
 _ARITH: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add,
     "-": operator.sub,
