@@ -1,4 +1,4 @@
-"""Campaigns: the campaign file model, loading and checking, content rendering (planning and running next)."""
+"""Campaigns: campaign files, content rendering, contact policy in local time (planning and running next)."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ _WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
 def local_instant(day: dt.date, time: dt.time, zone: ZoneInfo) -> dt.datetime:
-    """The UTC instant of local ``time`` on ``day`` in ``zone`` (a gap moves it later, an overlap takes the first)."""
+    """The UTC instant of local ``time`` on ``day`` in ``zone``: a gap moves it later, an overlap: first."""
     naive = dt.datetime.combine(day, time)
     first = naive.replace(tzinfo=zone, fold=0)
     # inside a gap, fold=0 reads the time with the offset before the jump: the wall time plus the gap
