@@ -150,6 +150,16 @@ class ScoreSection(_Strict):
     description: str | None = None
 
 
+class LinksSection(_Strict):
+    """``[links]``: where tracking and unsubscribe links point, and the secret that signs them."""
+
+    base_url: str = Field(
+        "http://localhost:8000", description="the crm-engine HTTP API, as customers reach it"
+    )
+    shop_url: str = "https://shop.example"
+    secret: str | None = Field(None, description="signs links; set it with CRM_LINKS__SECRET, not in git")
+
+
 class SegmentSection(_Strict):
     """``[segments.NAME]``: a rule over customer fields, metrics, scores and other segments."""
 
@@ -208,6 +218,7 @@ class Settings(BaseSettings):
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     scores: dict[str, ScoreSection] = Field(default_factory=dict)
     segments: dict[str, SegmentSection] = Field(default_factory=dict)
+    links: LinksSection = Field(default_factory=LinksSection)
     _path: Path = PrivateAttr(default=Path("config.toml"))
     _text: str = PrivateAttr(default="")
 

@@ -126,6 +126,9 @@ class Campaign(_Strict):
     max_lateness: str = "1h"
     send_at_local: dt.time | None = None
     goal: Goal = Field(default_factory=Goal)
+    context: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="values the templates may use, e.g. { offer_until = '31 March' }"
+    )
     variants: list[Variant] = Field(default_factory=list)
     steps: list[Step] = Field(min_length=1)
 

@@ -50,7 +50,7 @@ def test_the_example_campaign_is_valid(workspace: Path) -> None:
 def test_unknown_channel_lists_the_known_ones_with_file_and_line(workspace: Path) -> None:
     path = _edit(workspace, 'channel = "call"', 'channel = "phone"')
     assert (
-        f"{path}:21 steps[1].channel: unknown channel 'phone' (known: call, email, meeting, post, sms)"
+        f"{path}:22 steps[1].channel: unknown channel 'phone' (known: call, email, meeting, post, sms)"
         in _errors(workspace)
     )
 
@@ -66,8 +66,8 @@ def test_missing_and_broken_templates(workspace: Path) -> None:
     path = _edit(workspace, 'script = "winback_call.md"', 'script = "nope.md"')
     (workspace / "campaigns" / "templates" / "winback.html.j2").write_text("<p>{{ customer.first_name </p>\n")
     errors = _errors(workspace)
-    assert any(e.startswith(f"{path}:24 steps[1].script: no file 'nope.md'") for e in errors)
-    assert any(e.startswith(f"{path}:16 steps[0].template: winback.html.j2:1: ") for e in errors)
+    assert any(e.startswith(f"{path}:25 steps[1].script: no file 'nope.md'") for e in errors)
+    assert any(e.startswith(f"{path}:17 steps[0].template: winback.html.j2:1: ") for e in errors)
 
 
 def test_a_schedule_that_never_fires_or_is_not_cron(workspace: Path) -> None:
