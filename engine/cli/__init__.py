@@ -11,11 +11,11 @@ import traceback
 
 import typer
 
-from engine.cli import customers, demo, imports, preview, refresh, schema, segments
+from engine.cli import customers, demo, imports, preview, refresh, schema, segments, suppress
 from engine.cli.app import app, console_err
 from engine.errors import EngineError
 
-for module in (schema, imports, refresh, segments, customers, preview, demo):
+for module in (schema, imports, refresh, segments, customers, suppress, preview, demo):
     module.register(app)
 
 

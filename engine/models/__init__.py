@@ -7,11 +7,13 @@ from engine.models.import_batch import ImportBatch
 from engine.models.metrics import CustomerMetrics, CustomerMetricValue, CustomerScore
 from engine.models.purchase import Purchase
 from engine.models.segment import Segment, SegmentMembership, SegmentRefresh
+from engine.models.suppression import SUPPRESSION_REASONS, Suppression
 from engine.models.types import Money, UtcDateTime, utcnow
 
 __all__ = [
     "CONSENT_CHANNELS",
     "LIFECYCLE_STAGES",
+    "SUPPRESSION_REASONS",
     "Customer",
     "CustomerMetricValue",
     "CustomerMetrics",
@@ -23,6 +25,7 @@ __all__ = [
     "Segment",
     "SegmentMembership",
     "SegmentRefresh",
+    "Suppression",
     "UtcDateTime",
     "utcnow",
 ]
