@@ -150,15 +150,13 @@ def _refresh_one(
     return SegmentRefreshResult(name=name, members=members, entered=members - stayed, left=before - stayed)
 
 
-def _upsert_segment(
-    connection: Connection, config: Config, name: str, members: int, now: dt.datetime
-) -> None:
+def _upsert_segment(connection: Connection, config: Config, name: str, now: dt.datetime) -> None:
+    """Write the segment's row (memberships reference it); its count follows the refresh."""
     rule = config.settings.segments[name].rule
     values = {
         "rule": rule,
         "strategy": config.settings.segments[name].strategy,
         "rule_hash": _rule_hash(rule),
-        "members": members,
         "refreshed_at": now,
     }
     updated = connection.execute(update(SEGMENT).where(SEGMENT.c.name == name).values(**values)).rowcount
@@ -184,10 +182,11 @@ def refresh_segments(
         _temporary.create_all(connection, checkfirst=True)
         try:
             for name in config.segment_order:
-                # the segment row must exist before memberships reference it
-                _upsert_segment(connection, config, name, 0, now)
+                _upsert_segment(connection, config, name, now)
                 result = _refresh_one(connection, config, name, as_of, now)
-                _upsert_segment(connection, config, name, result.members, now)
+                connection.execute(
+                    update(SEGMENT).where(SEGMENT.c.name == name).values(members=result.members)
+                )
                 connection.execute(
                     insert(REFRESH).values(
                         segment=name,

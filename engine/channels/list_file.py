@@ -66,8 +66,9 @@ class ListFileChannel:
         return self._keys[path]
 
     async def send(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
-        """List each contact once per key in its file for the day."""
+        """List each contact once per key in its file for the day; each file is opened once per batch."""
         results = []
+        rows: dict[Path, list[list[str]]] = {}
         for message in messages:
             if not message.recipient:
                 results.append(
@@ -85,14 +86,16 @@ class ListFileChannel:
                     "key": message.key,
                     "customer_id": message.customer_id,
                 }
-                new_file = not path.exists()
-                with path.open("a", encoding="utf-8-sig" if new_file else "utf-8", newline="") as handle:
-                    writer = csv.writer(handle, delimiter=";")
-                    if new_file:
-                        writer.writerow(self.columns)
-                    writer.writerow([_cell(row.get(column)) for column in self.columns])
+                rows.setdefault(path, []).append([_cell(row.get(column)) for column in self.columns])
                 listed.add(message.key)
             results.append(DeliveryResult(message.key, DeliveryStatus.SENT, reference=path.name))
+        for path, new_rows in rows.items():
+            new_file = not path.exists()
+            with path.open("a", encoding="utf-8-sig" if new_file else "utf-8", newline="") as handle:
+                writer = csv.writer(handle, delimiter=";")
+                if new_file:
+                    writer.writerow(self.columns)
+                writer.writerows(new_rows)
         return results
 
     async def close(self) -> None:

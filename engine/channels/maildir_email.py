@@ -28,23 +28,27 @@ class MaildirEmailChannel:
         self.domain = domain
         for folder in ("tmp", "new", "cur"):
             (root / folder).mkdir(parents=True, exist_ok=True)
+        self._names: set[str] | None = None
 
     def file_name(self, key: str) -> str:
         """The Maildir name of the message with idempotency ``key``."""
         return hashlib.sha256(key.encode()).hexdigest()[:32] + ".crm-engine"
 
-    def _delivered(self, name: str) -> bool:
-        if (self.root / "new" / name).exists():
-            return True
-        return any((self.root / "cur").glob(f"{name}:*")) or (self.root / "cur" / name).exists()
+    def _delivered(self) -> set[str]:
+        """Names already in the Maildir (``new/``, or ``cur/`` where clients add ``:2,FLAGS``), read once."""
+        if self._names is None:
+            self._names = {path.name for path in (self.root / "new").iterdir()}
+            self._names |= {path.name.split(":", 1)[0] for path in (self.root / "cur").iterdir()}
+        return self._names
 
     async def send(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
         """Deliver each message once per key; a bad header is a permanent failure of that message."""
         results = []
+        delivered = self._delivered()
         for message in messages:
             name = self.file_name(message.key)
             reference = message_id(message.key, self.domain)
-            if self._delivered(name):
+            if name in delivered:
                 results.append(DeliveryResult(message.key, DeliveryStatus.SENT, reference=reference))
                 continue
             try:
@@ -66,6 +70,7 @@ class MaildirEmailChannel:
                 continue
             finally:
                 temporary.unlink(missing_ok=True)
+            delivered.add(name)
             results.append(DeliveryResult(message.key, DeliveryStatus.SENT, reference=reference))
         return results
 
