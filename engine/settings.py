@@ -35,6 +35,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from engine.channel_settings import ChannelsSection, ContactPolicySection
 from engine.errors import ConfigErrors, ConfigFileError, ConfigValueError
 from engine.toml_lines import find_line, format_path
 
@@ -219,6 +220,8 @@ class Settings(BaseSettings):
     scores: dict[str, ScoreSection] = Field(default_factory=dict)
     segments: dict[str, SegmentSection] = Field(default_factory=dict)
     links: LinksSection = Field(default_factory=LinksSection)
+    channels: ChannelsSection = Field(default_factory=ChannelsSection)
+    contact_policy: ContactPolicySection = Field(default_factory=ContactPolicySection)
     _path: Path = PrivateAttr(default=Path("config.toml"))
     _text: str = PrivateAttr(default="")
 

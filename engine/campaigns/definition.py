@@ -10,12 +10,12 @@ into weighted variants, and contacts customers through ordered steps.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from engine.local_time import parse_duration
 from engine.settings import Strategy
 
 #: the kinds of channel a step may use
@@ -23,17 +23,6 @@ CHANNELS: tuple[str, ...] = ("call", "email", "meeting", "post", "sms")
 #: ``only_if`` shorthands besides any rule
 RESPONSE_CONDITIONS: tuple[str, ...] = ("not responded", "opened", "clicked", "not converted")
 GOAL_METRICS: tuple[str, ...] = ("response", "conversion", "revenue", "retention")
-
-_DURATION = re.compile(r"^\s*(\d+)\s*(m|h|d|w)\s*$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_duration(text: str) -> dt.timedelta:
-    """``"30m"``, ``"1h"``, ``"7d"``, ``"2w"`` as a timedelta."""
-    found = _DURATION.match(text)
-    if not found:
-        raise ValueError(f"{text!r} is not a duration (e.g. 30m, 1h, 7d, 2w)")
-    return dt.timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
 
 
 class _Strict(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.models.customer import CONSENT_CHANNELS, LIFECYCLE_STAGES, Customer, CustomerSourceRecord
 from engine.models.import_batch import ImportBatch
 from engine.models.metrics import CustomerMetrics, CustomerMetricValue, CustomerScore
+from engine.models.outbox import CampaignRun, ContactResponse, CustomerEvent, OutboxMessage, OutboxWorker
 from engine.models.purchase import Purchase
 from engine.models.segment import Segment, SegmentMembership, SegmentRefresh
 from engine.models.suppression import SUPPRESSION_REASONS, Suppression
@@ -14,13 +15,18 @@ __all__ = [
     "CONSENT_CHANNELS",
     "LIFECYCLE_STAGES",
     "SUPPRESSION_REASONS",
+    "CampaignRun",
+    "ContactResponse",
     "Customer",
+    "CustomerEvent",
     "CustomerMetricValue",
     "CustomerMetrics",
     "CustomerScore",
     "CustomerSourceRecord",
     "ImportBatch",
     "Money",
+    "OutboxMessage",
+    "OutboxWorker",
     "Purchase",
     "Segment",
     "SegmentMembership",

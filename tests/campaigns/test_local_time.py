@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from freezegun import freeze_time
 
-from engine.campaigns.local_time import Cap, DailyWindow, local_instant
+from engine.local_time import Cap, DailyWindow, local_instant
 from engine.models.types import utcnow
 
 BERLIN = ZoneInfo(

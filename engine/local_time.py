@@ -14,6 +14,7 @@ not exist (clocks jump forward) moves later by the length of the jump
   instant. Quiet hours are a window in which nothing is sent; a call window is
   one in which calls are made.
 * ``local_instant(day, time, zone)``: "10:00 local for everyone" on a day.
+* ``parse_duration("7d")``: waits, lateness and backoffs written as ``30m``, ``1h``, ``7d``, ``2w``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,17 @@ from zoneinfo import ZoneInfo
 UTC = dt.UTC
 Period = Literal["day", "week", "month"]
 _CAP = re.compile(r"^\s*(\d+)\s*/\s*(day|week|month)\s*$")
+_DURATION = re.compile(r"^\s*(\d+)\s*(m|h|d|w)\s*$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``"30m"``, ``"1h"``, ``"7d"``, ``"2w"`` as a timedelta."""
+    found = _DURATION.match(text)
+    if not found:
+        raise ValueError(f"{text!r} is not a duration (e.g. 30m, 1h, 7d, 2w)")
+    return dt.timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
 
 
 def local_instant(day: dt.date, time: dt.time, zone: ZoneInfo) -> dt.datetime:
