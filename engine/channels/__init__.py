@@ -6,7 +6,14 @@ lists and SMS through an HTTP gateway.
 
 from __future__ import annotations
 
-from engine.channels.base import Channel, DeliveryResult, DeliveryStatus, OutgoingMessage, message_id
+from engine.channels.base import (
+    Channel,
+    DeliveryResult,
+    DeliveryStatus,
+    OutgoingMessage,
+    SendJournal,
+    message_id,
+)
 from engine.channels.call_list import CallListChannel, schedule_calls
 from engine.channels.maildir_email import MaildirEmailChannel
 from engine.channels.meeting_list import MeetingListChannel
@@ -25,6 +32,7 @@ __all__ = [
     "MemoryChannel",
     "OutgoingMessage",
     "PostalListChannel",
+    "SendJournal",
     "SmsGatewaySettings",
     "SmsWebhookChannel",
     "SmtpEmailChannel",

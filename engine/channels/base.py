@@ -57,14 +57,36 @@ class DeliveryResult:
     reference: str | None = None  # Message-ID, file name, gateway id
 
 
+class SendJournal(Protocol):
+    """Where a channel notes the point of no return of a message, before it passes it.
+
+    An SMTP channel calls :meth:`committing` just before it writes the final
+    ``.`` of DATA: until then, a crash leaves nothing at the server (it
+    drops an unfinished transaction), after it the server may hold the
+    message. The outbox records the key durably, so a worker that dies there
+    is known to have handed the message over, and it is not sent again.
+    """
+
+    async def committing(self, key: str) -> None:
+        """``key`` is about to pass the point of no return; return once that is recorded."""
+        ...
+
+
 @runtime_checkable
 class Channel(Protocol):
     """A way of contacting customers (email, call list, SMS...)."""
 
     name: str
 
-    async def send(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
-        """Send a batch; return one result per message, in the same order; never raise for one message."""
+    async def send(
+        self, messages: Sequence[OutgoingMessage], *, journal: SendJournal | None = None
+    ) -> list[DeliveryResult]:
+        """Send a batch; return one result per message, in the same order; never raise for one message.
+
+        Channels that cannot deliver a key twice (memory, Maildir, list files)
+        ignore ``journal``; the others call ``journal.committing(key)`` at the
+        point after which the message may have been handed over.
+        """
         ...
 
     async def close(self) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import openpyxl
 
-from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage
+from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage, SendJournal
 from engine.spreadsheet import formula_safe
 
 
@@ -65,7 +65,9 @@ class ListFileChannel:
             self._keys[path] = keys
         return self._keys[path]
 
-    async def send(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
+    async def send(
+        self, messages: Sequence[OutgoingMessage], *, journal: SendJournal | None = None
+    ) -> list[DeliveryResult]:
         """List each contact once per key in its file for the day; each file is opened once per batch."""
         results = []
         rows: dict[Path, list[list[str]]] = {}

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage, message_id
+from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage, SendJournal, message_id
 from engine.channels.email_message import HeaderInjectionError, build_email
 
 
@@ -41,7 +41,9 @@ class MaildirEmailChannel:
             self._names |= {path.name.split(":", 1)[0] for path in (self.root / "cur").iterdir()}
         return self._names
 
-    async def send(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
+    async def send(
+        self, messages: Sequence[OutgoingMessage], *, journal: SendJournal | None = None
+    ) -> list[DeliveryResult]:
         """Deliver each message once per key; a bad header is a permanent failure of that message."""
         results = []
         delivered = self._delivered()

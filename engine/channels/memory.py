@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage
+from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage, SendJournal
 
 
 class MemoryChannel:
@@ -19,7 +19,9 @@ class MemoryChannel:
         self.fail = dict(fail or {})
         self.sent: dict[str, OutgoingMessage] = {}
 
-    async def send(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
+    async def send(
+        self, messages: Sequence[OutgoingMessage], *, journal: SendJournal | None = None
+    ) -> list[DeliveryResult]:
         """Record each message once per key."""
         results = []
         for message in messages:

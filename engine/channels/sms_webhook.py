@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage
+from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage, SendJournal
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,9 @@ class SmsWebhookChannel:
             return DeliveryResult(message.key, DeliveryStatus.TEMPORARY_FAILURE, detail=answer)
         return DeliveryResult(message.key, DeliveryStatus.PERMANENT_FAILURE, detail=answer)
 
-    async def send(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
+    async def send(
+        self, messages: Sequence[OutgoingMessage], *, journal: SendJournal | None = None
+    ) -> list[DeliveryResult]:
         """Post a batch, ``concurrency`` requests at a time; one result per message, in order."""
         limit = asyncio.Semaphore(max(1, self.settings.concurrency))
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
-from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage, message_id
+from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage, SendJournal, message_id
 from engine.channels.email_message import HeaderInjectionError, build_email
 
 
@@ -116,7 +116,9 @@ class SmtpEmailChannel:
         finally:
             await _quit(client)
 
-    async def send(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
+    async def send(
+        self, messages: Sequence[OutgoingMessage], *, journal: SendJournal | None = None
+    ) -> list[DeliveryResult]:
         """Send a batch over up to ``concurrency`` connections; one result per message, in order."""
         queue: asyncio.Queue[tuple[int, OutgoingMessage]] = asyncio.Queue()
         for item in enumerate(messages):
