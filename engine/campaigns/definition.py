@@ -111,6 +111,14 @@ class Campaign(_Strict):
     on_event: str | None = Field(None, pattern=r"^[a-z0-9_.-]+$")
     control_group: Decimal = Field(Decimal(0), ge=0, lt=1)
     preparation_cost: Decimal = Field(Decimal(0), ge=0)
+    budget: Decimal | None = Field(
+        None, ge=0, description="the campaign's budget line: it never spends more, preparation included"
+    )
+    rank_by: str | None = Field(
+        None,
+        description="who comes first when the budget or the call centre's capacity runs out "
+        "(a numeric expression, default total_spent)",
+    )
     expected_audience: int | None = Field(None, ge=0)
     max_lateness: str = "1h"
     send_at_local: dt.time | None = None

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from engine.campaigns.definition import RESPONSE_CONDITIONS, Campaign
 from engine.config import Config
 from engine.errors import ConfigError, ConfigErrors, ConfigValueError, RuleError
-from engine.rules import compile_rule
+from engine.rules import RuleType, compile_expression, compile_rule
 from engine.settings import read_toml, validation_errors
 from engine.toml_lines import find_line
 
@@ -98,6 +98,11 @@ def _check_against_config(
                 compile_rule(step.only_if, config.fields.catalogue())
             except RuleError as exc:
                 errors.append(_error(path, text, f"steps[{n}].only_if", str(exc)))
+    if campaign.rank_by is not None:
+        try:
+            compile_expression(campaign.rank_by, config.fields.catalogue(), RuleType.NUMBER)
+        except RuleError as exc:
+            errors.append(_error(path, text, "rank_by", str(exc)))
     return errors
 
 

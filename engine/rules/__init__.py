@@ -40,6 +40,7 @@ from __future__ import annotations
 from engine.rules.bindings import DictRecord, Record, SqlBindings
 from engine.rules.catalogue import Catalogue
 from engine.rules.rule import Expression, Rule, compile_expression, compile_rule
+from engine.rules.to_sql import bucket_expression
 from engine.rules.types import RuleType
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "Rule",
     "RuleType",
     "SqlBindings",
+    "bucket_expression",
     "compile_expression",
     "compile_rule",
 ]

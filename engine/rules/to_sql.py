@@ -175,7 +175,12 @@ def _bucket(args: Sequence[nodes.Node], bindings: SqlBindings) -> ColumnElement[
     count = literals[0]
     salt = literals[1] if len(literals) > 1 else ""
     assert isinstance(count, int) and isinstance(salt, str)
-    key = sa.cast(bindings.row_key(), sa.BigInteger())
+    return bucket_expression(bindings.row_key(), count, salt)
+
+
+def bucket_expression(row_key: ColumnElement[Any], count: int, salt: str = "") -> ColumnElement[Any]:
+    """``bucket(count, salt)`` of ``row_key`` in SQL, equal to :func:`engine.rules.bucket.bucket_of`."""
+    key = sa.cast(row_key, sa.BigInteger())
     hashed = (
         ((key + literal(salt_offset(salt))) % literal(KEY_MODULUS))
         * literal(MULTIPLIER)

@@ -1,0 +1,421 @@
+"""One step of one run into the outbox: one ``INSERT ... SELECT``, then set-based trims.
+
+Every audience member gets a row with its state decided in SQL, in this order
+(the first reason that applies is recorded):
+
+``control`` (step 0 only, stable hash) -> ``condition_not_met`` (the step's
+``only_if``) -> ``no_consent`` -> ``no_address`` -> ``suppressed`` ->
+``outside_window`` (no allowed time before the campaign ends) -> ``over_cap``
+(the channel's frequency cap in the customer's own calendar, counting
+contacts made, in flight, and queued by campaigns of equal or higher
+priority) -> ``queued``.
+
+Then, still in the same transaction:
+
+* lower-priority contacts queued in the same cap window that now exceed the
+  cap are pre-empted (``over_cap``): the higher priority wins within the caps;
+* the campaign's budget line trims the audience, best ``rank_by`` first
+  (``over_budget``);
+* calls are spread over days by the call centre's daily capacity, best
+  ``rank_by`` first; calls pushed past the campaign's end are ``outside_window``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Connection,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+    type_coerce,
+    update,
+)
+from sqlalchemy.sql import Select
+
+from engine.campaigns.definition import Campaign
+from engine.campaigns.send_time import by_zone, customer_zones, zone_times
+from engine.catalogue import CUSTOMER, PURCHASE, CustomerScope
+from engine.config import Config
+from engine.local_time import local_instant
+from engine.models import CampaignRun, ContactResponse, OutboxMessage, Suppression, UtcDateTime
+from engine.models import outbox as states
+from engine.rules import RuleType, bucket_expression, compile_expression, compile_rule
+
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+RUN = CampaignRun.__table__  # type: ignore[attr-defined]
+RESPONSE = ContactResponse.__table__  # type: ignore[attr-defined]
+SUPPRESSION = Suppression.__table__  # type: ignore[attr-defined]
+
+#: hash resolution of the control group and variant split: shares are exact to 0.01 %
+CONTROL_BUCKETS = 10_000
+RECIPIENT = {"email": "email", "sms": "phone", "call": "phone", "post": "address"}
+CONSENT = {"email": "consent_email", "sms": "consent_sms", "call": "consent_call", "post": "consent_post"}
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """What materialising one step needs to know about its run."""
+
+    run_id: int
+    key: str
+    campaign: Campaign
+    step: int
+    base: dt.datetime  # when the step fires (the run's time, or now for later steps)
+    business_day: dt.date
+
+
+def control_expression(key: str, share: Decimal) -> ColumnElement[bool]:
+    """True for the customers the stable hash puts in the control group of campaign ``key``."""
+    threshold = int((share * CONTROL_BUCKETS).to_integral_value())
+    if threshold <= 0:
+        return false()
+    return bucket_expression(CUSTOMER.c.id, CONTROL_BUCKETS, f"control:{key}") < literal(threshold)
+
+
+def variant_expression(key: str, campaign: Campaign) -> ColumnElement[Any]:
+    """The variant the stable hash gives each customer, by weight; NULL without variants."""
+    if not campaign.variants:
+        return literal(None, OUTBOX.c.variant.type)
+    weights = [int((v.weight * 100).to_integral_value()) or 1 for v in campaign.variants]
+    bucket = bucket_expression(CUSTOMER.c.id, sum(weights), f"variant:{key}")
+    bounds, total = [], 0
+    for variant, weight in zip(campaign.variants, weights, strict=True):
+        total += weight
+        bounds.append((bucket < literal(total), literal(variant.name)))
+    return case(*bounds[:-1], else_=literal(campaign.variants[-1].name))
+
+
+def _recipient(channel: str) -> ColumnElement[Any]:
+    if channel in RECIPIENT:
+        return CUSTOMER.c[RECIPIENT[channel]]
+    # a meeting is arranged by the curator: the customer is named by company or name
+    name = func.trim(func.coalesce(CUSTOMER.c.first_name, "") + " " + func.coalesce(CUSTOMER.c.last_name, ""))
+    return func.coalesce(CUSTOMER.c.company, name)
+
+
+def _consent(channel: str) -> ColumnElement[bool]:
+    if channel in CONSENT:
+        return CUSTOMER.c[CONSENT[channel]].is_(True)
+    return true()
+
+
+def _suppressed(channel: str, recipient: ColumnElement[Any]) -> ColumnElement[bool]:
+    by_customer = exists().where(SUPPRESSION.c.channel == channel, SUPPRESSION.c.customer_id == CUSTOMER.c.id)
+    by_address = exists().where(SUPPRESSION.c.channel == channel, SUPPRESSION.c.address == recipient)
+    if channel == "meeting":
+        return by_customer
+    return or_(by_customer, by_address)
+
+
+def _only_if(step_run: StepRun, config: Config, scope: CustomerScope) -> ColumnElement[bool]:
+    """The step's ``only_if`` as SQL over the customer and the run's responses."""
+    text = step_run.campaign.steps[step_run.step].only_if
+    if text is None:
+        return true()
+    earlier = OUTBOX.alias("earlier_step")
+    responses = (
+        select(RESPONSE.c.id)
+        .select_from(RESPONSE.join(earlier, earlier.c.id == RESPONSE.c.outbox_id))
+        .where(earlier.c.run_id == step_run.run_id, earlier.c.customer_id == CUSTOMER.c.id)
+    )
+    if text == "not responded":
+        return not_(responses.exists())
+    if text == "opened":
+        return responses.where(RESPONSE.c.kind.in_(("open", "click"))).exists()
+    if text == "clicked":
+        return responses.where(RESPONSE.c.kind == "click").exists()
+    if text == "not converted":
+        first_contact = (
+            select(func.min(earlier.c.sent_at))
+            .where(earlier.c.run_id == step_run.run_id, earlier.c.customer_id == CUSTOMER.c.id)
+            .scalar_subquery()
+        )
+        bought = exists().where(
+            PURCHASE.c.customer_id == CUSTOMER.c.id,
+            PURCHASE.c.amount > 0,
+            PURCHASE.c.ordered_at >= first_contact,
+        )
+        return not_(bought)
+    return compile_rule(text, config.fields.catalogue()).to_sql(scope)
+
+
+def rank_expression(campaign: Campaign, config: Config, scope: CustomerScope) -> ColumnElement[Any]:
+    """Who comes first when money or capacity runs out: ``rank_by``, default total spent."""
+    if campaign.rank_by is None:
+        return func.coalesce(scope.field("total_spent"), 0)
+    expression = compile_expression(campaign.rank_by, config.fields.catalogue(), RuleType.NUMBER)
+    return func.coalesce(expression.to_sql(scope), 0)
+
+
+def _end_limit(campaign: Campaign, zone: zoneinfo.ZoneInfo) -> dt.datetime | None:
+    if campaign.end is None:
+        return None
+    return local_instant(campaign.end + dt.timedelta(days=1), dt.time(0), zone)
+
+
+def materialise_step(
+    connection: Connection,
+    config: Config,
+    step_run: StepRun,
+    source: Select[Any],
+    *,
+    now: dt.datetime,
+) -> None:
+    """One row per customer of ``source`` (customer_id, variant) for the step, with its state."""
+    campaign = step_run.campaign
+    step = campaign.steps[step_run.step]
+    channel = step.channel
+    settings = config.settings
+    default = settings.engine.timezone
+    business_zone = zoneinfo.ZoneInfo(default)
+    policy = settings.contact_policy
+    cap = policy.cap(channel)
+    zones = [default, *customer_zones(connection, default)]
+    times = {
+        name: zone_times(zoneinfo.ZoneInfo(name), step_run.base, channel, campaign, policy.quiet, cap)
+        for name in zones
+    }
+    scheduled = by_zone({name: t.send_at for name, t in times.items()}, default)
+    scope = CustomerScope(config.fields, step_run.business_day)
+    rank = rank_expression(campaign, config, scope)
+    only_if = _only_if(step_run, config, scope)
+    recipient = _recipient(channel)
+    audience = source.subquery("audience")
+    end_limit = _end_limit(campaign, business_zone)
+
+    whens: list[tuple[ColumnElement[bool], ColumnElement[str]]] = []
+    if step_run.step == 0:
+        whens.append((control_expression(step_run.key, campaign.control_group), literal(states.CONTROL)))
+    whens += [
+        (not_(func.coalesce(type_coerce(only_if, Boolean()), false())), literal(states.CONDITION_NOT_MET)),
+        (not_(_consent(channel)), literal(states.NO_CONSENT)),
+        (or_(recipient.is_(None), recipient == ""), literal(states.NO_ADDRESS)),
+        (_suppressed(channel, recipient), literal(states.SUPPRESSED)),
+    ]
+    if end_limit is not None:
+        whens.append((scheduled >= literal(end_limit, UtcDateTime()), literal(states.OUTSIDE_WINDOW)))
+    if cap is not None:
+        whens.append(
+            (_cap_used(channel, times, default, campaign.priority) >= cap.count, literal(states.OVER_CAP))
+        )
+    state = case(*whens, else_=literal(states.QUEUED))
+
+    unit_cost = settings.channels.get(channel).unit_cost
+    variant: ColumnElement[Any] = (
+        variant_expression(step_run.key, campaign) if step_run.step == 0 else audience.c.variant
+    )
+    query = select(
+        literal(step_run.run_id),
+        CUSTOMER.c.id,
+        literal(step_run.step),
+        literal(channel),
+        variant,
+        state,
+        recipient,
+        scheduled,
+        type_coerce(rank, OUTBOX.c.rank.type),
+        literal(unit_cost, OUTBOX.c.unit_cost.type),
+        literal(step.contacts_per_client, OUTBOX.c.contacts.type),
+        literal(0),
+        literal(now, UtcDateTime()),
+        literal(now, UtcDateTime()),
+    ).select_from(scope.from_clause().join(audience, audience.c.customer_id == CUSTOMER.c.id))
+    columns = [
+        "run_id", "customer_id", "step", "channel", "variant", "state", "recipient", "scheduled_at",
+        "rank", "unit_cost", "contacts", "attempts", "created_at", "updated_at",
+    ]  # fmt: skip
+    connection.execute(insert(OUTBOX).from_select(columns, query))
+    if cap is not None:
+        _preempt(connection, step_run, channel, times, default, cap.count, now)
+    if campaign.budget is not None:
+        trim_to_budget(connection, step_run, now)
+    if channel == "call":
+        spread_calls(connection, config, step_run, end_limit, now)
+
+
+def _cap_used(channel: str, times: dict[str, Any], default: str, priority: int) -> ColumnElement[int]:
+    """Contacts on ``channel`` in the customer's current cap window that this contact must respect."""
+    other = OUTBOX.alias("counted")
+    other_run = RUN.alias("counted_run")
+    start = by_zone({name: t.cap_start for name, t in times.items()}, default)
+    end = by_zone({name: t.cap_end for name, t in times.items()}, default)
+    return (
+        select(func.count())
+        .select_from(other.join(other_run, other_run.c.id == other.c.run_id))
+        .where(
+            other.c.customer_id == CUSTOMER.c.id,
+            other.c.channel == channel,
+            other.c.state.in_(states.CAP_STATES),
+            other.c.scheduled_at >= start,
+            other.c.scheduled_at < end,
+            or_(other.c.state != states.QUEUED, other_run.c.priority >= priority),
+        )
+        .scalar_subquery()
+    )
+
+
+def _preempt(
+    connection: Connection,
+    step_run: StepRun,
+    channel: str,
+    times: dict[str, Any],
+    default: str,
+    cap: int,
+    now: dt.datetime,
+) -> None:
+    """Queued contacts of lower-priority campaigns that now exceed the cap give way (``over_cap``)."""
+    ours = OUTBOX.alias("ours")
+    mine = select(ours.c.customer_id).where(
+        ours.c.run_id == step_run.run_id, ours.c.step == step_run.step, ours.c.state == states.QUEUED
+    )
+    start = by_zone({name: t.cap_start for name, t in times.items()}, default)
+    end = by_zone({name: t.cap_end for name, t in times.items()}, default)
+    in_window = and_(
+        OUTBOX.c.customer_id.in_(mine),
+        OUTBOX.c.channel == channel,
+        OUTBOX.c.state.in_(states.CAP_STATES),
+        OUTBOX.c.scheduled_at >= start,
+        OUTBOX.c.scheduled_at < end,
+    )
+    counted = (
+        select(
+            OUTBOX.c.id,
+            OUTBOX.c.state,
+            RUN.c.priority,
+            func.count().over(partition_by=OUTBOX.c.customer_id).label("used"),
+            func.row_number()
+            .over(
+                partition_by=OUTBOX.c.customer_id,
+                order_by=(RUN.c.priority, OUTBOX.c.scheduled_at.desc(), OUTBOX.c.id.desc()),
+            )
+            .label("weakest"),
+        )
+        .select_from(
+            OUTBOX.join(RUN, RUN.c.id == OUTBOX.c.run_id).join(
+                CUSTOMER, CUSTOMER.c.id == OUTBOX.c.customer_id
+            )
+        )
+        .where(in_window)
+        .subquery("counted")
+    )
+    losers = select(counted.c.id).where(
+        counted.c.state == states.QUEUED,
+        counted.c.priority < step_run.campaign.priority,
+        counted.c.weakest <= counted.c.used - cap,
+    )
+    connection.execute(
+        update(OUTBOX)
+        .where(OUTBOX.c.id.in_(losers))
+        .values(
+            state=states.OVER_CAP,
+            detail=f"pre-empted by campaign {step_run.key} (priority {step_run.campaign.priority})",
+            updated_at=now,
+        )
+    )
+
+
+def trim_to_budget(connection: Connection, step_run: StepRun, now: dt.datetime) -> None:
+    """Contacts past the campaign's budget line become ``over_budget``, the lowest ranked first."""
+    campaign = step_run.campaign
+    assert campaign.budget is not None
+    spent_rows = OUTBOX.join(RUN, RUN.c.id == OUTBOX.c.run_id)
+    spent = connection.execute(
+        select(func.coalesce(func.sum(OUTBOX.c.unit_cost * OUTBOX.c.contacts), 0))
+        .select_from(spent_rows)
+        .where(
+            RUN.c.campaign == step_run.key,
+            OUTBOX.c.state.in_((*states.CAP_STATES, states.BOUNCED, states.FAILED)),
+            or_(OUTBOX.c.run_id != step_run.run_id, OUTBOX.c.step != step_run.step),
+        )
+    ).scalar_one()
+    remaining = campaign.budget - campaign.preparation_cost - Decimal(str(spent))
+    this_step = and_(
+        OUTBOX.c.run_id == step_run.run_id, OUTBOX.c.step == step_run.step, OUTBOX.c.state == states.QUEUED
+    )
+    running = (
+        select(
+            OUTBOX.c.id,
+            func.sum(OUTBOX.c.unit_cost * OUTBOX.c.contacts)
+            .over(order_by=(OUTBOX.c.rank.desc(), OUTBOX.c.customer_id))
+            .label("cumulative"),
+        )
+        .where(this_step)
+        .subquery("running")
+    )
+    over = select(running.c.id).where(running.c.cumulative > literal(remaining, OUTBOX.c.unit_cost.type))
+    connection.execute(
+        update(OUTBOX)
+        .where(OUTBOX.c.id.in_(over))
+        .values(
+            state=states.OVER_BUDGET,
+            detail=f"budget line {campaign.budget} reached (with preparation {campaign.preparation_cost})",
+            updated_at=now,
+        )
+    )
+
+
+def spread_calls(
+    connection: Connection, config: Config, step_run: StepRun, end_limit: dt.datetime | None, now: dt.datetime
+) -> None:
+    """Calls beyond a day's capacity move to the next business day, the lowest ranked first."""
+    settings = config.settings.channels.call
+    zone = zoneinfo.ZoneInfo(config.settings.engine.timezone)
+    day = step_run.base.astimezone(zone).date()
+    this_step = and_(
+        OUTBOX.c.run_id == step_run.run_id, OUTBOX.c.step == step_run.step, OUTBOX.c.state == states.QUEUED
+    )
+    while True:
+        end = local_instant(day + dt.timedelta(days=1), dt.time(0), zone)
+        on_day = and_(
+            OUTBOX.c.channel == "call",
+            OUTBOX.c.state.in_((*states.WAITING_STATES, states.SENT, states.DELIVERED)),
+            OUTBOX.c.scheduled_at >= local_instant(day, dt.time(0), zone),
+            OUTBOX.c.scheduled_at < end,
+        )
+        others = connection.execute(
+            select(func.count()).where(
+                on_day, not_(and_(OUTBOX.c.run_id == step_run.run_id, OUTBOX.c.step == step_run.step))
+            )
+        ).scalar_one()
+        mine = connection.execute(select(func.count()).where(on_day, this_step)).scalar_one()
+        excess = mine - max(0, settings.capacity_per_day - others)
+        if excess <= 0:
+            return
+        following = local_instant(day + dt.timedelta(days=1), dt.time(0), zone)
+        weakest = (
+            select(OUTBOX.c.id)
+            .where(on_day, this_step)
+            .order_by(OUTBOX.c.rank, OUTBOX.c.customer_id.desc())
+            .limit(excess)
+        )
+        if end_limit is not None and following >= end_limit:
+            connection.execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.id.in_(weakest))
+                .values(
+                    state=states.OUTSIDE_WINDOW,
+                    detail="the call centre's capacity is used up until the campaign ends",
+                    updated_at=now,
+                )
+            )
+            return
+        connection.execute(
+            update(OUTBOX).where(OUTBOX.c.id.in_(weakest)).values(scheduled_at=following, updated_at=now)
+        )
+        day += dt.timedelta(days=1)

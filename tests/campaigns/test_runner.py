@@ -1,0 +1,246 @@
+"""Runs: the audience materialised into the outbox with every state, on both databases."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+
+from engine.campaigns.loading import load_campaigns
+from engine.campaigns.runner import advance, start_run
+from engine.config import Config, load_config
+from engine.models import ContactResponse, OutboxMessage
+from engine.models import outbox as states
+from engine.rules.bucket import bucket_of
+from engine.segments import refresh_segments
+from engine.suppression import suppress
+from tests.factories import add_customer, add_purchase, utc
+
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+RESPONSE = ContactResponse.__table__  # type: ignore[attr-defined]
+
+CONFIG = """
+[engine]
+timezone = "Europe/Moscow"
+
+[channels.email]
+unit_cost = 0.50
+
+[channels.call]
+unit_cost = 60
+capacity_per_day = 2
+
+[contact_policy]
+quiet_hours = "21:00-09:00"
+max_contacts = { email = "1/week" }
+
+[segments.everyone]
+rule = "true"
+"""
+
+EMAIL_STEP = """
+[[steps]]
+channel = "email"
+template = "note.html.j2"
+subject = "Hello {{ customer.first_name }}"
+"""
+
+
+def setup(write_config: Any, tmp_path: Path, campaigns: dict[str, str], extra: str = "") -> Config:
+    path = write_config(text=CONFIG + extra)
+    folder = tmp_path / "campaigns"
+    (folder / "templates").mkdir(parents=True, exist_ok=True)
+    (folder / "templates" / "note.html.j2").write_text(
+        "<p>Hi {{ customer.first_name }}</p>", encoding="utf-8"
+    )
+    (folder / "templates" / "call.md").write_text("Call {{ customer.first_name }}", encoding="utf-8")
+    for key, text in campaigns.items():
+        (folder / f"{key}.toml").write_text(text, encoding="utf-8")
+    return load_config(path)
+
+
+def campaign(extra: str = "", steps: str = EMAIL_STEP, priority: int = 0) -> str:
+    return (
+        f'name = "Test"\nsegment = "everyone"\nstrategy = "stimulation"\npriority = {priority}\n'
+        f"start = 2026-01-01\nat = 2026-03-02T12:00:00+03:00\n{extra}\n{steps}"
+    )
+
+
+def states_of(db: Engine, run_id: int) -> dict[int, str]:
+    with db.connect() as connection:
+        rows = connection.execute(
+            select(OUTBOX.c.customer_id, OUTBOX.c.state).where(OUTBOX.c.run_id == run_id, OUTBOX.c.step == 0)
+        ).all()
+    return dict(rows)
+
+
+NOON = utc(2026, 3, 2, 9)  # 12:00 in Moscow, a Monday
+
+
+def test_every_member_gets_one_recorded_state_and_a_rerun_changes_nothing(db, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = setup(write_config, tmp_path, {"hello": campaign("control_group = 0.25")})
+    with db.begin() as connection:
+        ids = [add_customer(connection, email=f"c{n}@example.com", consent_email=True) for n in range(40)]
+        no_consent = add_customer(connection, email="nc@example.com", consent_email=False)
+        no_address = add_customer(connection, consent_email=True)
+        suppressed = add_customer(connection, email="gone@example.com", consent_email=True)
+    suppress(db, "email", "GONE@example.com", "unsubscribe")
+    refresh_segments(db, config, now=NOON)
+    hello = load_campaigns(config)["hello"]
+
+    first = start_run(db, config, hello, scheduled_for=NOON, now=NOON)
+    found = states_of(db, first.run_id)
+    control = {
+        c for c in [*ids, no_consent, no_address, suppressed] if bucket_of(c, 10_000, "control:hello") < 2500
+    }
+    assert {c for c, s in found.items() if s == states.CONTROL} == control
+    expected = {no_consent: states.NO_CONSENT, no_address: states.NO_ADDRESS, suppressed: states.SUPPRESSED}
+    for customer, state in expected.items():
+        if customer not in control:
+            assert found[customer] == state
+    queued = {c for c in ids if c not in control}
+    assert {c for c, s in found.items() if s == states.QUEUED} == queued
+    assert first.cost == Decimal("0.50") * len(queued)
+
+    again = start_run(db, config, hello, scheduled_for=NOON, now=NOON + dt.timedelta(minutes=5))
+    assert again.run_id == first.run_id and again.counts == first.counts
+
+
+def test_a_firing_later_than_max_lateness_is_recorded_expired(db, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = setup(write_config, tmp_path, {"hello": campaign('max_lateness = "30m"')})
+    with db.begin() as connection:
+        add_customer(connection, email="a@example.com", consent_email=True)
+    refresh_segments(db, config, now=NOON)
+    hello = load_campaigns(config)["hello"]
+    late = start_run(db, config, hello, scheduled_for=NOON, now=NOON + dt.timedelta(hours=2))
+    assert late.state == states.RUN_EXPIRED and late.counts == {}
+    assert "more than max_lateness 30m" in (late.detail or "")
+
+
+def test_quiet_hours_and_local_send_time_in_each_customers_zone(db, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = setup(write_config, tmp_path, {"hello": campaign('send_at_local = "10:00:00"')})
+    with db.begin() as connection:
+        moscow = add_customer(connection, email="m@example.com", consent_email=True)
+        vladivostok = add_customer(
+            connection, email="v@example.com", consent_email=True, timezone="Asia/Vladivostok"
+        )
+        london = add_customer(connection, email="l@example.com", consent_email=True, timezone="Europe/London")
+    refresh_segments(db, config, now=NOON)
+    run = start_run(db, config, load_campaigns(config)["hello"], scheduled_for=NOON, now=NOON)
+    with db.connect() as connection:
+        at = dict(
+            connection.execute(
+                select(OUTBOX.c.customer_id, OUTBOX.c.scheduled_at).where(OUTBOX.c.run_id == run.run_id)
+            ).all()
+        )
+    # 12:00 Moscow: 10:00 has passed in Moscow and Vladivostok (next day), is still ahead in London
+    assert at[moscow] == utc(2026, 3, 3, 7)
+    assert at[vladivostok] == utc(2026, 3, 3, 0)
+    assert at[london] == utc(2026, 3, 2, 10)
+
+
+def test_caps_count_in_local_weeks_and_the_higher_priority_wins(db, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    campaigns = {"low": campaign(priority=1), "high": campaign(priority=5)}
+    config = setup(write_config, tmp_path, campaigns)
+    with db.begin() as connection:
+        customer = add_customer(connection, email="a@example.com", consent_email=True)
+    refresh_segments(db, config, now=NOON)
+    loaded = load_campaigns(config)
+    low = start_run(db, config, loaded["low"], scheduled_for=NOON, now=NOON)
+    assert states_of(db, low.run_id) == {customer: states.QUEUED}
+    high = start_run(db, config, loaded["high"], scheduled_for=NOON, now=NOON)
+    assert states_of(db, high.run_id) == {customer: states.QUEUED}
+    assert states_of(db, low.run_id) == {customer: states.OVER_CAP}
+    with db.connect() as connection:
+        detail = connection.execute(select(OUTBOX.c.detail).where(OUTBOX.c.run_id == low.run_id)).scalar()
+    assert detail == "pre-empted by campaign high (priority 5)"
+    # a lower priority campaign firing later finds the cap used
+    again = start_run(db, config, loaded["low"], scheduled_for=NOON + dt.timedelta(days=1), now=NOON)
+    assert states_of(db, again.run_id) == {customer: states.OVER_CAP}
+    # next local week: free again
+    next_week = start_run(db, config, loaded["low"], scheduled_for=NOON + dt.timedelta(days=7), now=NOON)
+    assert states_of(db, next_week.run_id) == {customer: states.QUEUED}
+
+
+def test_the_budget_line_trims_the_lowest_ranked(db, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = setup(
+        write_config,
+        tmp_path,
+        {"hello": campaign("budget = 3.00\npreparation_cost = 1.00\nrank_by = 'total_spent'")},
+    )
+    from engine.metrics import refresh_metrics
+
+    with db.begin() as connection:
+        ids = [add_customer(connection, email=f"c{n}@example.com", consent_email=True) for n in range(6)]
+        for n, customer in enumerate(ids):
+            add_purchase(connection, customer, utc(2026, 2, 1), str(100 * (n + 1)))
+    refresh_metrics(db, config, dt.date(2026, 3, 2), now=NOON)
+    refresh_segments(db, config, now=NOON)
+    run = start_run(db, config, load_campaigns(config)["hello"], scheduled_for=NOON, now=NOON)
+    found = states_of(db, run.run_id)
+    # 3.00 - 1.00 preparation leaves 2.00: four emails at 0.50, the four biggest spenders
+    assert {c for c, s in found.items() if s == states.QUEUED} == set(ids[2:])
+    assert {c for c, s in found.items() if s == states.OVER_BUDGET} == set(ids[:2])
+    assert run.cost == Decimal("2.00")
+
+
+def test_calls_beyond_daily_capacity_move_to_the_next_days(db, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    call = '[[steps]]\nchannel = "call"\nscript = "call.md"\n'
+    config = setup(write_config, tmp_path, {"ring": campaign(steps=call)})
+    with db.begin() as connection:
+        ids = [add_customer(connection, phone=f"+7916000000{n}", consent_call=True) for n in range(5)]
+    refresh_segments(db, config, now=NOON)
+    run = start_run(db, config, load_campaigns(config)["ring"], scheduled_for=NOON, now=NOON)
+    with db.connect() as connection:
+        days = (
+            connection.execute(
+                select(OUTBOX.c.scheduled_at)
+                .where(OUTBOX.c.run_id == run.run_id)
+                .order_by(OUTBOX.c.scheduled_at)
+            )
+            .scalars()
+            .all()
+        )
+    assert days == [NOON, NOON, utc(2026, 3, 2, 21), utc(2026, 3, 2, 21), utc(2026, 3, 3, 21)]
+    assert run.counts == {states.QUEUED: 5} and len(ids) == 5
+
+
+def test_later_steps_follow_the_wait_and_only_if(db, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    steps = (
+        EMAIL_STEP
+        + '[[steps]]\nchannel = "email"\ntemplate = "note.html.j2"\nsubject = "Again"\nwait = "7d"\nonly_if = "not responded"\n'
+    )
+    config = setup(write_config, tmp_path, {"hello": campaign(steps=steps)})
+    with db.begin() as connection:
+        quiet, answered = (
+            add_customer(connection, email=f"{n}@example.com", consent_email=True) for n in "ab"
+        )
+    refresh_segments(db, config, now=NOON)
+    run = start_run(db, config, load_campaigns(config)["hello"], scheduled_for=NOON, now=NOON)
+    with db.begin() as connection:
+        connection.execute(
+            update(OUTBOX).where(OUTBOX.c.run_id == run.run_id).values(state=states.SENT, sent_at=NOON)
+        )
+        row = connection.execute(select(OUTBOX.c.id).where(OUTBOX.c.customer_id == answered)).scalar_one()
+        connection.execute(
+            insert(RESPONSE).values(outbox_id=row, customer_id=answered, kind="click", occurred_at=NOON)
+        )
+    early = advance(db, config, now=NOON + dt.timedelta(days=6))
+    assert early.steps_materialised == [] and early.runs_done == []
+    later = advance(db, config, now=NOON + dt.timedelta(days=7, hours=1))
+    assert later.steps_materialised == [(run.run_id, 1, 2)]
+    with db.connect() as connection:
+        second = dict(
+            connection.execute(
+                select(OUTBOX.c.customer_id, OUTBOX.c.state).where(
+                    OUTBOX.c.run_id == run.run_id, OUTBOX.c.step == 1
+                )
+            ).all()
+        )
+    assert second == {quiet: states.QUEUED, answered: states.CONDITION_NOT_MET}
+    with db.begin() as connection:
+        connection.execute(update(OUTBOX).where(OUTBOX.c.state == states.QUEUED).values(state=states.SENT))
+    assert advance(db, config, now=NOON + dt.timedelta(days=8)).runs_done == [run.run_id]
