@@ -11,11 +11,11 @@ import traceback
 
 import typer
 
-from engine.cli import customers, demo, imports, preview, refresh, schema, segments, suppress
+from engine.cli import campaigns, customers, demo, imports, preview, refresh, schema, segments, suppress
 from engine.cli.app import app, console_err
 from engine.errors import EngineError
 
-for module in (schema, imports, refresh, segments, customers, suppress, preview, demo):
+for module in (schema, imports, refresh, segments, customers, suppress, preview, campaigns, demo):
     module.register(app)
 
 

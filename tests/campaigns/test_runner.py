@@ -211,7 +211,8 @@ def test_calls_beyond_daily_capacity_move_to_the_next_days(db, write_config, tmp
 def test_later_steps_follow_the_wait_and_only_if(db, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
     steps = (
         EMAIL_STEP
-        + '[[steps]]\nchannel = "email"\ntemplate = "note.html.j2"\nsubject = "Again"\nwait = "7d"\nonly_if = "not responded"\n'
+        + '[[steps]]\nchannel = "email"\ntemplate = "note.html.j2"\nsubject = "Again"\n'
+        + 'wait = "7d"\nonly_if = "not responded"\n'
     )
     config = setup(write_config, tmp_path, {"hello": campaign(steps=steps)})
     with db.begin() as connection:

@@ -1,0 +1,250 @@
+"""``crm plan``, ``crm run`` and ``crm event``: campaigns planned, fired by hand, triggered."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import zoneinfo
+
+import typer
+from rich.table import Table
+
+from engine.campaigns.events import record_event
+from engine.campaigns.firings import last_firing
+from engine.campaigns.loading import load_campaigns
+from engine.campaigns.plan_diff import PlanDiff, plan_diff
+from engine.campaigns.planner import Plan, plan
+from engine.campaigns.runner import RunSummary, StepCounts, start_run
+from engine.cli.app import console, print_json, state
+from engine.customers.profile import find_customer_id
+from engine.errors import ConfigValueError, NotFoundError
+from engine.models import outbox as states
+from engine.models import utcnow
+
+#: the order reasons are shown in: waiting and made first, then why others were left out
+STATE_ORDER = (
+    *states.WAITING_STATES,
+    *states.CONTACTED_STATES,
+    states.FAILED,
+    states.EXPIRED,
+    *states.EXCLUDED_STATES,
+)
+
+
+def parse_time(text: str | None, zone: str) -> dt.datetime | None:
+    """``2026-12-01``, ``2026-12-01T10:00`` (business zone) or with an offset, as aware UTC."""
+    if text is None:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigValueError("--at", "at", f"{text!r} is not a time (e.g. 2026-12-01T10:00)") from exc
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zoneinfo.ZoneInfo(zone))
+    return value.astimezone(dt.UTC)
+
+
+def _states_text(counts: dict[str, int]) -> str:
+    ordered = sorted(
+        counts.items(), key=lambda item: STATE_ORDER.index(item[0]) if item[0] in STATE_ORDER else 99
+    )
+    return ", ".join(f"{state.replace('_', ' ')} {n:,}" for state, n in ordered)
+
+
+def _steps_table(title: str, steps: list[StepCounts], currency: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("step", "channel", "audience", "contacts", "cost", "states (why others are left out)"):
+        table.add_column(column, justify="right" if column in ("audience", "contacts", "cost") else "left")
+    for s in steps:
+        table.add_row(
+            str(s.step),
+            s.channel,
+            f"{s.audience:,}",
+            f"{s.contacted:,}",
+            f"{s.cost:,} {currency}",
+            _states_text(s.states),
+        )
+    return table
+
+
+def _print_plan(result: Plan, currency: str, zone: zoneinfo.ZoneInfo) -> None:
+    if not result.runs:
+        console.print(
+            f"nothing fires between {result.start:%Y-%m-%d %H:%M} and {result.end:%Y-%m-%d %H:%M} UTC"
+        )
+        return
+    for run in result.runs:
+        local = run.scheduled_for.astimezone(zone)
+        title = f"{run.campaign} ({run.strategy}, priority {run.priority}) at {local:%Y-%m-%d %H:%M %Z}"
+        if run.already_ran:
+            title += " [already ran]"
+        if run.state != states.RUN_QUEUED:
+            console.print(f"{title}: {run.state} ({run.detail})")
+            continue
+        console.print(_steps_table(title, run.steps, currency))
+        if run.preparation_cost:
+            console.print(
+                f"  preparation {run.preparation_cost:,} {currency}; run total {run.cost:,} {currency}"
+            )
+    console.print(f"planned cost: {result.cost:,} {currency}")
+
+
+def _print_diff(diff: PlanDiff, currency: str) -> None:
+    if not diff.lines:
+        console.print(f"no change against {diff.rev}")
+        return
+    table = Table(title=f"plan: {diff.rev} -> working tree", title_justify="left")
+    for column in ("campaign", "when", "step", "channel", "contacts", "cost"):
+        table.add_column(column)
+    for line in diff.lines:
+        table.add_row(
+            line.campaign,
+            f"{line.scheduled_for:%Y-%m-%d %H:%M}",
+            str(line.step),
+            line.channel,
+            f"{line.contacts_before:,} -> {line.contacts_after:,}",
+            f"{line.cost_before:,} -> {line.cost_after:,} {currency}",
+        )
+    console.print(table)
+    change = diff.cost_after - diff.cost_before
+    console.print(f"planned cost: {diff.cost_before:,} -> {diff.cost_after:,} {currency} ({change:+,})")
+
+
+def plan_command(
+    at: str | None = typer.Option(None, "--at", help="start of the window (default now; business time zone)"),
+    days: int = typer.Option(1, "--days", min=1, max=366, help="length of the window in days"),
+    campaign: str | None = typer.Option(None, "--campaign", help="only this campaign"),
+    diff: bool = typer.Option(False, "--diff", help="compare with the plan of the config at --rev"),
+    rev: str = typer.Option("HEAD", "--rev", help="git revision --diff compares with"),
+    as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+) -> None:
+    """Show what `crm run` would do, and what it would cost, without doing it.
+
+    Per campaign firing, step and channel: the audience, the contacts after control group,
+    consent, suppression, caps, quiet hours and budget, with a count per reason for everyone
+    left out, and the cost. --diff shows what your uncommitted change does to the plan.
+
+    Example: crm plan --days 7
+    Example: crm plan --at 2026-12-01T09:00 --campaign winback --json
+    Example: crm plan --days 30 --diff
+    """
+    config = state.config()
+    engine = state.engine(config)
+    start = parse_time(at, config.settings.engine.timezone)
+    currency = config.settings.engine.currency
+    if diff:
+        result = plan_diff(engine, config, rev=rev, at=start, days=days, campaign=campaign)
+        if as_json:
+            print_json(result.as_dict())
+        else:
+            _print_diff(result, currency)
+        return
+    planned = plan(engine, config, at=start, days=days, campaign=campaign)
+    if as_json:
+        print_json(planned.as_dict())
+        return
+    _print_plan(planned, currency, zoneinfo.ZoneInfo(config.settings.engine.timezone))
+
+
+def _print_run(summary: RunSummary, currency: str) -> None:
+    title = f"run {summary.run_id} of {summary.campaign}: {summary.state}"
+    if summary.detail:
+        title += f" ({summary.detail})"
+    console.print(_steps_table(title, summary.steps, currency) if summary.steps else title)
+
+
+def run_command(
+    campaign: str = typer.Argument(..., help="the campaign (its file name without .toml)"),
+    now: bool = typer.Option(False, "--now", help="fire now, whatever the campaign's schedule says"),
+    send: bool = typer.Option(True, "--send/--no-send", help="drain this run's outbox right away"),
+    as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+) -> None:
+    """Run one campaign by hand: queue its audience, then send what is due.
+
+    Without --now it fires the campaign's latest due firing (a rerun of one that
+    already ran changes nothing: every customer gets each step once).
+
+    Example: crm run winback
+    Example: crm run winback --now --no-send
+    """
+    config = state.config()
+    engine = state.engine(config)
+    campaigns = load_campaigns(config)
+    if campaign not in campaigns:
+        raise NotFoundError("campaign", campaign, list(campaigns))
+    chosen = campaigns[campaign]
+    moment = utcnow().replace(microsecond=0)
+    if not now:
+        due = last_firing(chosen.campaign, zoneinfo.ZoneInfo(config.settings.engine.timezone), moment)
+        if due is None:
+            raise ConfigValueError(
+                str(chosen.path),
+                "schedule",
+                "the campaign has not been due yet: pass --now to fire it anyway",
+            )
+        moment = due
+    summary = start_run(engine, config, chosen, scheduled_for=moment, now=utcnow())
+    if send and summary.state == states.RUN_QUEUED:
+        from engine.outbox.worker import drain
+
+        drain(engine, config, until_idle=True, run_id=summary.run_id)
+        from engine.campaigns.runner import advance, run_summary
+
+        advance(engine, config)
+        with engine.connect() as connection:
+            summary = run_summary(connection, summary.run_id)
+    if as_json:
+        print_json(
+            {
+                "run_id": summary.run_id,
+                "campaign": summary.campaign,
+                "state": summary.state,
+                "detail": summary.detail,
+                "counts": summary.counts,
+                "cost": str(summary.cost),
+            }
+        )
+        return
+    _print_run(summary, config.settings.engine.currency)
+
+
+def event_command(
+    name: str = typer.Argument(..., help="the event's name, e.g. cart_abandoned"),
+    customer: str = typer.Option(..., "--customer", help="#id, external id, email or phone"),
+    at: str | None = typer.Option(None, "--at", help="when it happened (default now)"),
+    data: str | None = typer.Option(None, "--data", help="JSON object, e.g. '{\"cart\": 4200}'"),
+    key: str | None = typer.Option(None, "--key", help="idempotency key: the same key is recorded once"),
+    source: str = typer.Option("cli", "--source", help="who reports it"),
+) -> None:
+    """Record a custom event that campaigns with on_event fire on.
+
+    Example: crm event cart_abandoned --customer anna@example.ru --data '{"cart": 4200}'
+    """
+    config = state.config()
+    engine = state.engine(config)
+    payload = {}
+    if data is not None:
+        try:
+            payload = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise ConfigValueError("--data", "data", f"not JSON: {exc.msg}") from exc
+        if not isinstance(payload, dict):
+            raise ConfigValueError("--data", "data", "must be a JSON object ({...})")
+    recorded = record_event(
+        engine,
+        find_customer_id(engine, customer),
+        name,
+        occurred_at=parse_time(at, config.settings.engine.timezone),
+        data=payload,
+        source=source,
+        key=key,
+    )
+    verb = "recorded" if recorded.created else "already recorded"
+    console.print(f"{verb}: event {recorded.id} {recorded.name} for customer {recorded.customer_id}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``crm plan``, ``crm run`` and ``crm event`` to ``app``."""
+    app.command("plan")(plan_command)
+    app.command("run")(run_command)
+    app.command("event")(event_command)
