@@ -1,4 +1,4 @@
-"""`crm plan` shows exactly what `crm run` does, writes nothing, and diffs against git; events trigger runs."""
+"""`crm plan` shows what `crm run` does, writes nothing, diffs against git; events trigger runs."""
 
 from __future__ import annotations
 
