@@ -40,11 +40,15 @@ def _edit(workspace: Path, old: str, new: str) -> Path:
 
 
 def test_the_example_campaign_is_valid(workspace: Path) -> None:
-    [winback] = load_campaigns(load_config(workspace / "config.toml")).values()
+    loaded = load_campaigns(load_config(workspace / "config.toml"))
+    assert sorted(loaded) == ["churn_call", "winback"]
+    winback = loaded["winback"]
     campaign = winback.campaign
     assert (winback.key, campaign.segment, campaign.trigger) == ("winback", "lapsing_large", "schedule")
     assert [s.channel for s in campaign.steps] == ["email", "call"]
     assert campaign.steps[1].wait_delta.days == 7 and campaign.control_group == Decimal("0.1")
+    churn = loaded["churn_call"].campaign
+    assert (churn.budget, churn.rank_by, churn.steps[0].channel) == (Decimal(400000), "total_spent", "call")
 
 
 def test_unknown_channel_lists_the_known_ones_with_file_and_line(workspace: Path) -> None:
@@ -93,7 +97,7 @@ def test_only_if_rules_type_check(workspace: Path) -> None:
 def test_validate_and_schema_commands(workspace: Path) -> None:
     env = {"CRM_CONFIG": str(workspace / "config.toml")}
     result = crm("validate", env=env)
-    assert result.returncode == 0 and "1 campaigns" in result.stdout
+    assert result.returncode == 0 and "2 campaigns" in result.stdout
     schema = json.loads(crm("schema", env=env).stdout)
     assert "steps" in schema["required"] and schema["properties"]["strategy"]
     _edit(workspace, 'channel = "call"', 'channel = "e-mail"')

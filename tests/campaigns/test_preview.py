@@ -52,7 +52,7 @@ def test_unknown_campaign_step_or_customer_is_a_user_error(db, write_config, tmp
     shutil.copytree(ROOT / "campaigns", tmp_path / "campaigns")
     with db.begin() as connection:
         add_customer(connection, external_id="C1", first_name="Олег")
-    with pytest.raises(NotFoundError, match=r"unknown campaign 'winbak' \(known: winback\)"):
+    with pytest.raises(NotFoundError, match=r"unknown campaign 'winbak' \(known: churn_call, winback\)"):
         preview(db, config, "winbak", "C1")
     with pytest.raises(NotFoundError, match="unknown step '5'"):
         preview(db, config, "winback", "C1", step=5)
