@@ -27,6 +27,16 @@ def test_example_config_is_valid_and_shipped_with_the_package() -> None:
     assert shipped.read_text(encoding="utf-8") == (ROOT / "config.toml").read_text(encoding="utf-8")
 
 
+def test_example_campaigns_are_shipped_with_the_package() -> None:
+    example = ROOT / "campaigns"
+    shipped = ROOT / "engine" / "defaults" / "campaigns"
+    names = sorted(p.relative_to(example).as_posix() for p in example.rglob("*") if p.is_file())
+    names.remove("README.md")
+    assert names == sorted(p.relative_to(shipped).as_posix() for p in shipped.rglob("*") if p.is_file())
+    for name in names:
+        assert (shipped / name).read_bytes() == (example / name).read_bytes(), name
+
+
 def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _write(tmp_path, '[engine]\ndatabase_url = "sqlite:///x.db"\ntimezone = "Europe/Moscow"\n')
     assert load_settings(path).engine.database_url == f"sqlite:///{tmp_path / 'x.db'}"  # beside the file
