@@ -127,19 +127,25 @@ def _existing(connection: Connection, key: str, scheduled_for: dt.datetime) -> i
 def _window_start(
     connection: Connection, config: Config, campaign: CampaignFile, before: dt.datetime
 ) -> dt.datetime:
-    """Where a triggered run's window begins: the previous run, else the campaign's start."""
+    """Where a triggered run's window begins: the previous firing, else the campaign's start.
+
+    Never earlier than ``max_lateness`` before the firing: after an outage, entries and
+    events older than that are stale and are not acted on, as a late firing is not.
+    """
     previous = connection.execute(
         select(func.max(RUN.c.scheduled_for)).where(
-            RUN.c.campaign == campaign.key,
-            RUN.c.scheduled_for < literal(before, UtcDateTime()),
-            RUN.c.state.in_((states.RUN_QUEUED, states.RUN_DONE)),
+            RUN.c.campaign == campaign.key, RUN.c.scheduled_for < literal(before, UtcDateTime())
         )
     ).scalar()
-    if previous is not None:
-        value: dt.datetime = UtcDateTime().process_result_value(previous, connection.dialect)  # type: ignore[assignment]
-        return value
-    zone = zoneinfo.ZoneInfo(config.settings.engine.timezone)
-    return dt.datetime.combine(campaign.campaign.start, dt.time(0), zone).astimezone(dt.UTC)
+    definition = campaign.campaign
+    if previous is None:
+        zone = zoneinfo.ZoneInfo(config.settings.engine.timezone)
+        previous = dt.datetime.combine(definition.start, dt.time(0), zone).astimezone(dt.UTC)
+    elif isinstance(previous, str):  # SQLite hands MAX() back as text
+        previous = dt.datetime.fromisoformat(previous).replace(tzinfo=dt.UTC)
+    if definition.trigger == "anniversary":
+        return previous
+    return max(previous, before - parse_duration(definition.max_lateness))
 
 
 def start_run_in(

@@ -119,6 +119,8 @@ def test_event_campaign_contacts_each_event_once(db, db_url: str, write_config, 
     assert "already recorded" in again.stdout
     with pytest.raises(EventConflictError, match="recorded for a different event"):
         record_event(db, boris, "cart_abandoned", key="k1", source="cli")
+    # older than max_lateness (1d) when the campaign first polls: stale, never acted on
+    record_event(db, boris, "cart_abandoned", occurred_at=NOON - dt.timedelta(days=3))
     cart = load_campaigns(load_config(config.path))["cart"]
     first = start_run(db, config, cart, scheduled_for=NOON, now=NOON)
     assert first.counts == {states.QUEUED: 1}
