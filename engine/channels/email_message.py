@@ -1,4 +1,13 @@
-"""Building the MIME of one email: multipart/alternative, deterministic Message-ID, no header injection."""
+"""The MIME of one email: multipart/alternative, deterministic Message-ID, no header injection.
+
+:func:`build_email` builds a stdlib :class:`~email.message.EmailMessage`:
+the reference, easy to read and to inspect, but a few milliseconds a
+message. The channels send the same email as bytes through
+:class:`engine.channels.mime_template.MimeTemplate` (or
+:func:`engine.channels.mime_template.email_bytes`), which builds what does
+not vary once and is tested to read back as what :func:`build_email` gives.
+:func:`html_to_text` makes the text part of an HTML email.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +17,6 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate
-from html.parser import HTMLParser
 
 from engine.channels.base import OutgoingMessage, message_id
 
@@ -17,46 +25,45 @@ class HeaderInjectionError(ValueError):
     """A header value carries a line break: refused, never sent."""
 
 
-class _TextExtractor(HTMLParser):
-    """HTML to readable plain text: paragraphs and line breaks kept, links spelt out."""
+_ATTRIBUTES = r"""(?:[^>"']++|"[^"]*+"|'[^']*+')*+"""  # a tag's attributes, quoted values may hold ">"
+_LEFT_OUT = re.compile(  # comments, doctype, and the elements whose text is not part of the message
+    rf"<!--.*?-->|<[!?][^>]*>|<(head|style|script)\b{_ATTRIBUTES}>.*?(?:</\1\s*>|\Z)", re.S | re.I
+)
+_LINK = re.compile(rf"<a\b({_ATTRIBUTES})>(.*?)</a\s*>", re.S | re.I)
+_ATTRIBUTE = re.compile(r"""([^\s=/>]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]*))?""")
+_BLOCK = r"</?(?:p|div|br|tr|li|h[1-4]|table)\b"  # a line break where these start and end
+_EMPTY_BLOCK = re.compile(rf"{_BLOCK}{_ATTRIBUTES}(?<=/)>", re.I)  # <br/>: starts and ends
+_BLOCK_TAG = re.compile(rf"{_BLOCK}{_ATTRIBUTES}>", re.I)
+_TAG = re.compile(rf"</?[a-zA-Z][^\t\n\r\f />\x00]*+{_ATTRIBUTES}>")
+_SPACES = re.compile("  +")
+_BLANK_LINES = re.compile(r"\n{3,}")
 
-    _BLOCKS = frozenset({"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "table"})
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._href: str | None = None
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("style", "script", "head"):
-            self._skip += 1
-        if tag in self._BLOCKS:
-            self.parts.append("\n")
-        if tag == "a":
-            self._href = dict(attrs).get("href")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("style", "script", "head"):
-            self._skip = max(0, self._skip - 1)
-        if tag == "a" and self._href:
-            self.parts.append(f" ({self._href})")
-            self._href = None
-        if tag in self._BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
+def _spelt_out(link: re.Match[str]) -> str:
+    """A link's text followed by its address: ``Shop (https://...)``."""
+    href = None
+    for attribute in _ATTRIBUTE.finditer(link.group(1)):
+        if attribute.group(1).lower() == "href":
+            href = attribute.group(2)
+            if href is not None and len(href) > 1 and href[0] in "\"'" and href[0] == href[-1]:
+                href = href[1:-1]
+    return f"{link.group(2)} ({href.replace('<', '&lt;')})" if href else link.group(2)
 
 
 def html_to_text(document: str) -> str:
-    """A plain-text rendering of ``document`` for the text/plain part."""
-    parser = _TextExtractor()
-    parser.feed(document)
-    text = html.unescape("".join(parser.parts))
-    lines = [re.sub(r"[ \t]+", " ", line).strip() for line in text.splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+    """A plain-text rendering of ``document`` for the text/plain part.
+
+    Paragraphs, divisions, table rows, list items and headings start new
+    lines, links are spelt out after their text (``Shop (https://...)``),
+    the head, styles and scripts are left out, runs of spaces and blank
+    lines are collapsed. A few passes of regular expressions, several times
+    faster than walking the document with an ``HTMLParser``.
+    """
+    text = _LINK.sub(_spelt_out, _LEFT_OUT.sub("", document))
+    text = _TAG.sub("", _BLOCK_TAG.sub("\n", _EMPTY_BLOCK.sub("\n\n", text)))
+    text = html.unescape(html.unescape(text)).replace("\t", " ")  # entities, also as written in attributes
+    lines = [line.strip() for line in _SPACES.sub(" ", text).splitlines()]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip() + "\n"
 
 
 def _header(value: str, name: str) -> str:
@@ -68,7 +75,10 @@ def _header(value: str, name: str) -> str:
 def build_email(
     message: OutgoingMessage, *, sender: str, domain: str, extra_headers: Mapping[str, str] | None = None
 ) -> EmailMessage:
-    """The MIME message for ``message``: text and HTML alternatives, Message-ID from its key."""
+    """The MIME message for ``message``: text and HTML alternatives, Message-ID from its key.
+
+    Raises :class:`HeaderInjectionError` when a header value holds a line break.
+    """
     email = EmailMessage(policy=SMTP)
     email["From"] = _header(sender, "From")
     email["To"] = _header(message.recipient, "To")

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage, SendJournal, message_id
-from engine.channels.email_message import HeaderInjectionError, build_email
+from engine.channels.email_message import HeaderInjectionError
+from engine.channels.mime_template import MimeTemplate
 
 
 class MaildirEmailChannel:
@@ -26,6 +27,7 @@ class MaildirEmailChannel:
         self.root = root
         self.sender = sender
         self.domain = domain
+        self.mime = MimeTemplate(sender=sender, domain=domain)
         for folder in ("tmp", "new", "cur"):
             (root / folder).mkdir(parents=True, exist_ok=True)
         self._names: set[str] | None = None
@@ -54,7 +56,7 @@ class MaildirEmailChannel:
                 results.append(DeliveryResult(message.key, DeliveryStatus.SENT, reference=reference))
                 continue
             try:
-                data = build_email(message, sender=self.sender, domain=self.domain).as_bytes()
+                data = self.mime.render(message)
             except HeaderInjectionError as exc:
                 results.append(DeliveryResult(message.key, DeliveryStatus.PERMANENT_FAILURE, detail=str(exc)))
                 continue

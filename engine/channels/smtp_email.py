@@ -10,9 +10,26 @@ login). The server's answer decides each message:
 * 5xx: permanent failure, with the server's answer as the reason (a hard
   bounce for the suppression list).
 
-A message is never sent twice by this channel within a batch; across
-retries, its deterministic Message-ID lets anyone recognise a repeat the
-server had accepted just before a connection dropped.
+**The point of no return.** Each transaction is MAIL, RCPT, DATA (354),
+the dot-stuffed message, then the final ``.`` line, after which the server
+answers and may deliver. Just before writing that final line the channel
+awaits ``journal.committing(key)``. A worker that dies before it leaves
+nothing at the server: a server discards a transaction whose data never
+ended. A worker that dies after it may have handed the message over, and
+the journal says so. While the worker lives, the result is what counts: a
+connection lost or a timeout after the final line is a temporary failure
+like any other, and the deterministic Message-ID lets anyone recognise the
+repeat of a message the server had in fact accepted. The journal is called
+exactly once for each message that reaches the final line, and for no
+other; when it fails, the final line is not written, the connection is
+dropped and the message is a temporary failure.
+
+Messages are built by one :class:`~engine.channels.mime_template.MimeTemplate`
+per channel (no header injection; bodies in 8 bits when the server announces
+8BITMIME, else 7-bit clean). aiosmtplib opens each connection (TLS or
+STARTTLS, EHLO, login); the transactions then run on a
+:class:`~engine.channels.smtp_session.SmtpSession`, which pipelines MAIL,
+RCPT and DATA when the server announces PIPELINING.
 """
 
 from __future__ import annotations
@@ -24,7 +41,9 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage, SendJournal, message_id
-from engine.channels.email_message import HeaderInjectionError, build_email
+from engine.channels.email_message import HeaderInjectionError
+from engine.channels.mime_template import MimeTemplate, mailbox
+from engine.channels.smtp_session import JournalError, SmtpSession
 
 
 @dataclass(frozen=True)
@@ -39,6 +58,7 @@ class SmtpSettings:
     password: str | None = None
     timeout: float = 30.0
     concurrency: int = 4
+    cert_bundle: str | None = None  # CA certificates to trust for TLS (default: the system's)
 
 
 def _answer(exc: aiosmtplib.SMTPResponseException) -> str:
@@ -53,8 +73,10 @@ class SmtpEmailChannel:
         self.settings = settings
         self.sender = sender
         self.domain = domain
+        self.mime = MimeTemplate(sender=sender, domain=domain)
+        self._envelope_sender = mailbox(sender, "From")[1].encode("ascii")
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self) -> SmtpSession:
         s = self.settings
         client = aiosmtplib.SMTP(
             hostname=s.host,
@@ -62,92 +84,95 @@ class SmtpEmailChannel:
             use_tls=s.use_tls,
             start_tls=s.starttls if not s.use_tls else False,
             timeout=s.timeout,
+            cert_bundle=s.cert_bundle,
         )
         await client.connect()
-        if s.username:
-            await client.login(s.username, s.password or "")
-        return client
+        try:
+            if s.username:
+                await client.login(s.username, s.password or "")
+            if client.is_ehlo_or_helo_needed:
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()
+            return SmtpSession(client, s.timeout)
+        except BaseException:
+            client.close()
+            raise
 
-    async def _send_one(self, client: aiosmtplib.SMTP, message: OutgoingMessage) -> DeliveryResult:
+    async def _send_one(
+        self, session: SmtpSession, message: OutgoingMessage, journal: SendJournal | None
+    ) -> DeliveryResult:
         reference = message_id(message.key, self.domain)
         try:
-            email = build_email(message, sender=self.sender, domain=self.domain)
+            data = self.mime.render(message, eight_bit=session.eight_bit)
+            recipient = mailbox(message.recipient)[1].encode("ascii")
         except HeaderInjectionError as exc:
             return DeliveryResult(message.key, DeliveryStatus.PERMANENT_FAILURE, detail=str(exc))
+        except UnicodeError:
+            detail = f"recipient {message.recipient!r}: a non-ASCII address needs SMTPUTF8, not supported"
+            return DeliveryResult(message.key, DeliveryStatus.PERMANENT_FAILURE, detail=detail)
         try:
-            refused, _ = await client.send_message(email)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            [first, *_] = exc.recipients
-            await _reset(client)
-            status = (
-                DeliveryStatus.PERMANENT_FAILURE if first.code >= 500 else DeliveryStatus.TEMPORARY_FAILURE
+            await session.transaction(
+                self._envelope_sender,
+                recipient,
+                data,
+                key=message.key,
+                journal=journal,
+                eight_bit=session.eight_bit,
             )
-            return DeliveryResult(message.key, status, detail=_answer(first))
+        except JournalError as exc:
+            return DeliveryResult(message.key, DeliveryStatus.TEMPORARY_FAILURE, detail=str(exc))
         except aiosmtplib.SMTPResponseException as exc:
             status = DeliveryStatus.PERMANENT_FAILURE if exc.code >= 500 else DeliveryStatus.TEMPORARY_FAILURE
-            if exc.code >= 400:
-                await _reset(client)
             return DeliveryResult(message.key, status, detail=_answer(exc))
-        if refused:
-            code, text = next(iter(refused.values()))
-            status = DeliveryStatus.PERMANENT_FAILURE if code >= 500 else DeliveryStatus.TEMPORARY_FAILURE
-            return DeliveryResult(message.key, status, detail=f"{code} {text}")
         return DeliveryResult(message.key, DeliveryStatus.SENT, reference=reference)
 
     async def _drain(
-        self, queue: asyncio.Queue[tuple[int, OutgoingMessage]], results: list[DeliveryResult | None]
+        self,
+        queue: asyncio.Queue[tuple[int, OutgoingMessage]],
+        results: list[DeliveryResult | None],
+        journal: SendJournal | None,
     ) -> None:
-        client: aiosmtplib.SMTP | None = None
+        session: SmtpSession | None = None
         try:
             while not queue.empty():
                 index, message = queue.get_nowait()
                 try:
-                    if client is None or not client.is_connected:
-                        client = await self._connect()
-                    results[index] = await self._send_one(client, message)
+                    if session is None or not session.ready():
+                        session = await self._connect()
+                    results[index] = await self._send_one(session, message, journal)
                 except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
                     # no server, a dropped connection, a timeout: this message waits for a retry
                     detail = f"{type(exc).__name__}: {exc}".strip()
                     results[index] = DeliveryResult(
                         message.key, DeliveryStatus.TEMPORARY_FAILURE, detail=detail
                     )
-                    _discard(client)
-                    client = None
-        finally:
-            await _quit(client)
+                    if session is not None:
+                        session.close()
+                    session = None
+        except BaseException:
+            if session is not None:
+                session.close()  # cancelled mid-transaction: never QUIT inside DATA
+            raise
+        if session is not None:
+            await session.quit()
 
     async def send(
         self, messages: Sequence[OutgoingMessage], *, journal: SendJournal | None = None
     ) -> list[DeliveryResult]:
-        """Send a batch over up to ``concurrency`` connections; one result per message, in order."""
+        """Send a batch over up to ``concurrency`` connections; one result per message, in order.
+
+        ``journal.committing(key)`` is awaited just before each message passes
+        its point of no return (see the module's documentation).
+        """
         queue: asyncio.Queue[tuple[int, OutgoingMessage]] = asyncio.Queue()
         for item in enumerate(messages):
             queue.put_nowait(item)
         results: list[DeliveryResult | None] = [None] * len(messages)
         workers = max(1, min(self.settings.concurrency, len(messages)))
-        await asyncio.gather(*(self._drain(queue, results) for _ in range(workers)))
+        await asyncio.gather(*(self._drain(queue, results, journal) for _ in range(workers)))
         return [r for r in results if r is not None]
 
     async def close(self) -> None:
         """Connections live for one batch; nothing stays open between batches."""
-
-
-async def _reset(client: aiosmtplib.SMTP) -> None:
-    """After a refused transaction, RSET so the session can carry the next message."""
-    try:
-        await client.rset()
-    except (aiosmtplib.SMTPException, OSError):
-        client.close()
-
-
-def _discard(client: aiosmtplib.SMTP | None) -> None:
-    if client is not None:
-        client.close()
-
-
-async def _quit(client: aiosmtplib.SMTP | None) -> None:
-    if client is not None and client.is_connected:
-        try:
-            await client.quit()
-        except (aiosmtplib.SMTPException, OSError):
-            client.close()
