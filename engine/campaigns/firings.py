@@ -1,11 +1,12 @@
 """When a campaign fires: the one definition the scheduler, ``crm plan`` and ``crm run`` share.
 
 * ``schedule``: each occurrence of the cron expression in the business zone
-  (APScheduler's ``CronTrigger``, DST-correct), within the campaign's dates;
+  (:class:`~engine.campaigns.schedules.BusinessCronTrigger`, read as crontab
+  reads it, DST-correct), within the campaign's dates;
 * ``at``: once (a time without a zone is in the business zone);
 * ``anniversary``: once a day at :data:`ANNIVERSARY_TIME` business time (the
   step's own send time and quiet hours still apply per customer);
-* ``on_segment_entry`` / ``on_event``: polled every :data:`POLL_MINUTES`;
+* ``on_segment_entry`` / ``on_event``: polled every :data:`POLL_MINUTES` minutes;
   each run takes what happened since the previous one.
 """
 
@@ -14,13 +15,18 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 
-from apscheduler.triggers.cron import CronTrigger
-
 from engine.campaigns.definition import Campaign
+from engine.campaigns.schedules import (
+    ANNIVERSARY_AT,
+    TRIGGER_EVERY,
+    build_trigger,
+    campaign_schedule,
+    fire_times,
+)
 from engine.local_time import local_instant
 
-ANNIVERSARY_TIME = dt.time(6, 0)
-POLL_MINUTES = 5
+ANNIVERSARY_TIME = ANNIVERSARY_AT
+POLL_MINUTES = int(TRIGGER_EVERY.total_seconds() // 60)
 
 
 def campaign_bounds(campaign: Campaign, zone: zoneinfo.ZoneInfo) -> tuple[dt.datetime, dt.datetime | None]:
@@ -30,48 +36,24 @@ def campaign_bounds(campaign: Campaign, zone: zoneinfo.ZoneInfo) -> tuple[dt.dat
     return first, end
 
 
-def at_time(campaign: Campaign, zone: zoneinfo.ZoneInfo) -> dt.datetime:
-    """The one-off time of an ``at`` campaign, in UTC."""
-    assert campaign.at is not None
-    at = campaign.at if campaign.at.tzinfo else campaign.at.replace(tzinfo=zone)
-    return at.astimezone(dt.UTC)
-
-
 def firings(
     campaign: Campaign, zone: zoneinfo.ZoneInfo, start: dt.datetime, end: dt.datetime, *, limit: int = 10_000
 ) -> list[dt.datetime]:
-    """The UTC instants in ``[start, end)`` at which ``campaign`` fires."""
+    """The UTC instants in ``[start, end)`` at which ``campaign`` fires (the scheduler's own triggers)."""
     first, last = campaign_bounds(campaign, zone)
     start, end = max(start, first), min(end, last) if last else end
     if start >= end:
         return []
-    if campaign.trigger == "at":
-        at = at_time(campaign, zone)
-        return [at] if start <= at < end else []
-    if campaign.trigger == "schedule":
-        assert campaign.schedule is not None
-        trigger = CronTrigger.from_crontab(campaign.schedule, timezone=zone)
-        times: list[dt.datetime] = []
-        previous = None
-        moment = trigger.get_next_fire_time(None, start)
-        while moment is not None and moment < end and len(times) < limit:
-            times.append(moment.astimezone(dt.UTC))
-            previous = moment
-            moment = trigger.get_next_fire_time(previous, previous + dt.timedelta(microseconds=1))
-        return times
-    if campaign.trigger == "anniversary":
-        day = start.astimezone(zone).date()
-        times = []
-        while len(times) < limit:
-            moment = local_instant(day, ANNIVERSARY_TIME, zone)
-            if moment >= end:
-                break
-            if moment >= start:
-                times.append(moment)
-            day += dt.timedelta(days=1)
-        return times
-    # on_segment_entry, on_event: one poll at the start of the window shows what would be picked up
-    return [start]
+    if campaign.trigger in ("on_segment_entry", "on_event"):
+        # one poll at the start of the window shows what would be picked up
+        return [start]
+    trigger = build_trigger(campaign_schedule(campaign, zone))
+    times: list[dt.datetime] = []
+    for moment in fire_times(trigger, start, end - dt.timedelta(microseconds=1)):
+        times.append(moment)
+        if len(times) >= limit:
+            break
+    return times
 
 
 def last_firing(campaign: Campaign, zone: zoneinfo.ZoneInfo, now: dt.datetime) -> dt.datetime | None:

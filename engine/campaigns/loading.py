@@ -16,12 +16,12 @@ import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 
-from apscheduler.triggers.cron import CronTrigger
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import ValidationError
 
 from engine.campaigns.definition import RESPONSE_CONDITIONS, Campaign
+from engine.campaigns.schedules import BusinessCronTrigger
 from engine.config import Config
 from engine.errors import ConfigError, ConfigErrors, ConfigValueError, RuleError
 from engine.rules import RuleType, compile_expression, compile_rule
@@ -60,7 +60,7 @@ def _check_against_config(
     zone = zoneinfo.ZoneInfo(config.settings.engine.timezone)
     if campaign.schedule is not None:
         try:
-            trigger = CronTrigger.from_crontab(campaign.schedule, timezone=zone)
+            trigger = BusinessCronTrigger.from_crontab(campaign.schedule, timezone=zone)
         except ValueError as exc:
             errors.append(_error(path, text, "schedule", f"not a cron expression: {exc}"))
         else:

@@ -7,11 +7,13 @@ from engine.models.import_batch import ImportBatch
 from engine.models.metrics import CustomerMetrics, CustomerMetricValue, CustomerScore
 from engine.models.outbox import CampaignRun, ContactResponse, CustomerEvent, OutboxMessage, OutboxWorker
 from engine.models.purchase import Purchase
+from engine.models.scheduler import APSCHEDULER_JOBS, SchedulerReload
 from engine.models.segment import Segment, SegmentMembership, SegmentRefresh
 from engine.models.suppression import SUPPRESSION_REASONS, Suppression
 from engine.models.types import Money, UtcDateTime, utcnow
 
 __all__ = [
+    "APSCHEDULER_JOBS",
     "CONSENT_CHANNELS",
     "LIFECYCLE_STAGES",
     "SUPPRESSION_REASONS",
@@ -28,6 +30,7 @@ __all__ = [
     "OutboxMessage",
     "OutboxWorker",
     "Purchase",
+    "SchedulerReload",
     "Segment",
     "SegmentMembership",
     "SegmentRefresh",
