@@ -11,11 +11,35 @@ import traceback
 
 import typer
 
-from engine.cli import campaigns, customers, demo, imports, preview, refresh, schema, segments, suppress
+from engine.cli import (
+    campaigns,
+    customers,
+    demo,
+    imports,
+    preview,
+    refresh,
+    scheduler,
+    schema,
+    segments,
+    suppress,
+    worker,
+)
 from engine.cli.app import app, console_err
 from engine.errors import EngineError
 
-for module in (schema, imports, refresh, segments, customers, suppress, preview, campaigns, demo):
+for module in (
+    schema,
+    imports,
+    refresh,
+    segments,
+    customers,
+    suppress,
+    preview,
+    campaigns,
+    worker,
+    scheduler,
+    demo,
+):
     module.register(app)
 
 
