@@ -1,4 +1,4 @@
-"""``crm demo``: a fresh SQLite workspace with a synthetic shop, refreshed and ready to look at.
+"""``crm demo``: a fresh SQLite workspace with a synthetic shop, refreshed, its campaigns run.
 
 The workspace is a folder holding ``config.toml`` (the example configuration
 shipped with crm-engine, or the one given) and ``demo.db``. Running the demo
@@ -8,6 +8,8 @@ again starts the database afresh.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
+import shutil
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -19,6 +21,7 @@ from engine.catalogue import CUSTOMER, METRICS
 from engine.config import Config, load_config
 from engine.customers.importing import ImportSummary, import_customers
 from engine.db import make_engine
+from engine.demo_campaigns import DemoCampaigns, run_campaign_day
 from engine.demo_data import DemoDataSummary, generate_demo_data
 from engine.metrics import business_today
 from engine.refresh import RefreshResult, refresh_all
@@ -52,6 +55,7 @@ class DemoResult:
     abc: list[ClassShare]
     lifecycle: list[ClassShare]
     timezones: list[ClassShare]
+    campaigns: DemoCampaigns
     seconds: float
 
 
@@ -66,10 +70,22 @@ def prepare_workspace(folder: Path, source_config: Path | None = None) -> Path:
         text = text.replace(f'"{url}"', f'"sqlite:///{DATABASE}"', 1)
     else:
         text = f'[engine]\ndatabase_url = "sqlite:///{DATABASE}"\n\n' + text
-    if source.resolve() != target.resolve():
+    if not data.get("links", {}).get("secret"):
+        # the demo sends real emails into its Maildir: their unsubscribe links need a key
+        secret = (
+            f'secret = "demo-{secrets.token_hex(16)}"   # a demo key; set CRM_LINKS__SECRET in production\n'
+        )
+        text = (
+            text.replace("[links]\n", "[links]\n" + secret, 1)
+            if "[links]\n" in text
+            else (text + "\n[links]\n" + secret)
+        )
+    if source.resolve() != target.resolve() or text != source.read_text(encoding="utf-8"):
         target.write_text(text, encoding="utf-8")
     for suffix in ("", "-wal", "-shm"):
         (folder / f"{DATABASE}{suffix}").unlink(missing_ok=True)
+    # what the previous demo sent belongs to the database just removed
+    shutil.rmtree(folder / "outbox", ignore_errors=True)
     return target
 
 
@@ -196,6 +212,7 @@ def run_demo(
             else_=CUSTOMER.c.timezone,
         )
         timezones = _distribution(engine, zone)
+        campaigns = run_campaign_day(engine, config, day)
     finally:
         engine.dispose()
     return DemoResult(
@@ -207,5 +224,6 @@ def run_demo(
         abc=abc,
         lifecycle=lifecycle,
         timezones=timezones,
+        campaigns=campaigns,
         seconds=time.perf_counter() - started,
     )

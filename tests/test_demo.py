@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import email
+import email.policy
 import json
 from pathlib import Path
 
@@ -10,7 +13,11 @@ from sqlalchemy import func, select
 from engine.catalogue import CUSTOMER, MEMBERSHIP
 from engine.config import load_config
 from engine.db import make_engine
+from engine.models import OutboxMessage
+from engine.models import outbox as states
 from tests.test_cli import crm
+
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 
 
 def test_demo_builds_a_workspace_that_the_other_commands_read(tmp_path: Path) -> None:
@@ -36,12 +43,40 @@ def test_demo_builds_a_workspace_that_the_other_commands_read(tmp_path: Path) ->
         large = connection.execute(
             select(func.count()).where(MEMBERSHIP.c.segment == "large", MEMBERSHIP.c.left_at.is_(None))
         ).scalar_one()
+        outbox = dict(
+            connection.execute(
+                select(OUTBOX.c.channel, func.count())
+                .where(OUTBOX.c.state.in_(("sent", "delivered")))
+                .group_by(OUTBOX.c.channel)
+            ).all()
+        )
+        stateless = connection.execute(
+            select(func.count()).where(OUTBOX.c.state.not_in(states.STATES))
+        ).scalar_one()
     engine.dispose()
     assert large == members["large"]
+    # the campaign day: emails in the Maildir and calls in the lists, as many as the outbox says
+    assert "campaign day" in result.stdout and stateless == 0
+    emails = list((folder / "outbox" / "maildir" / "new").iterdir())
+    assert len(emails) == outbox["email"] > 0
+    message = email.message_from_bytes(emails[0].read_bytes(), policy=email.policy.default)
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    calls = list((folder / "outbox" / "calls").glob("calls-*.csv"))
+    listed = 0
+    for path in calls:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            listed += sum(1 for row in csv.DictReader(handle, delimiter=";") if row["phone"].startswith("+"))
+    assert listed == outbox["call"] > 0
+
+    assert crm("plan", "--days", "31", env=env).returncode == 0
 
     again = crm("demo", "--dir", str(folder), "--customers", "1000", "--purchases", "5000", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     engine = make_engine(config.database_url)
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(CUSTOMER)).scalar_one() == 1060
+        sent = connection.execute(
+            select(func.count()).where(OUTBOX.c.channel == "email", OUTBOX.c.state == "delivered")
+        ).scalar_one()
     engine.dispose()
+    assert len(list((folder / "outbox" / "maildir" / "new").iterdir())) == sent

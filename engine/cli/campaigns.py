@@ -51,7 +51,7 @@ def _states_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{state.replace('_', ' ')} {n:,}" for state, n in ordered)
 
 
-def _steps_table(title: str, steps: list[StepCounts], currency: str) -> Table:
+def steps_table(title: str, steps: list[StepCounts], currency: str) -> Table:
     table = Table(title=title, title_justify="left")
     for column in ("step", "channel", "audience", "contacts", "cost", "states (why others are left out)"):
         table.add_column(column, justify="right" if column in ("audience", "contacts", "cost") else "left")
@@ -81,7 +81,7 @@ def _print_plan(result: Plan, currency: str, zone: zoneinfo.ZoneInfo) -> None:
         if run.state != states.RUN_QUEUED:
             console.print(f"{title}: {run.state} ({run.detail})")
             continue
-        console.print(_steps_table(title, run.steps, currency))
+        console.print(steps_table(title, run.steps, currency))
         if run.preparation_cost:
             console.print(
                 f"  preparation {run.preparation_cost:,} {currency}; run total {run.cost:,} {currency}"
@@ -150,7 +150,7 @@ def _print_run(summary: RunSummary, currency: str) -> None:
     title = f"run {summary.run_id} of {summary.campaign}: {summary.state}"
     if summary.detail:
         title += f" ({summary.detail})"
-    console.print(_steps_table(title, summary.steps, currency) if summary.steps else title)
+    console.print(steps_table(title, summary.steps, currency) if summary.steps else title)
 
 
 def run_command(

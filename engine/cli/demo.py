@@ -6,11 +6,13 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
 
 from engine.cli.app import console, state
+from engine.cli.campaigns import steps_table
 from engine.demo import ClassShare, DemoResult, run_demo
 from engine.segments import list_segments
 
@@ -62,12 +64,28 @@ def _print(result: DemoResult) -> None:
     for info in list_segments(state.engine(config), config):
         segments.add_row(info.name, f"{info.members or 0:,}", info.strategy or "-", info.rule.strip())
     console.print(segments)
+    _print_campaigns(result)
     crm = _program()
     console.print(f"built in {result.seconds:.1f} s. Look further with:")
     console.print(f"  export CRM_CONFIG={result.config_path}", soft_wrap=True)
     console.print(f"  {crm} segments show lapsing_large", soft_wrap=True)
     console.print(f"  {crm} segments show lapsing_large --sql", soft_wrap=True)
     console.print(f"  {crm} customers show C000001", soft_wrap=True)
+    console.print(f"  {crm} plan --days 31", soft_wrap=True)
+    console.print(f"  {crm} preview winback --customer C000001", soft_wrap=True)
+
+
+def _print_campaigns(result: DemoResult) -> None:
+    day = result.campaigns
+    zone = state.config().settings.engine.timezone
+    local = day.fired_at.astimezone(ZoneInfo(zone))
+    console.print(f"[bold]campaign day[/]: the example campaigns fired at {local:%Y-%m-%d %H:%M} ({zone})")
+    currency = state.config().settings.engine.currency
+    for run in day.runs:
+        console.print(steps_table(f"run {run.run_id}: {run.campaign}", run.steps, currency))
+    console.print(f"  {day.emails:,} emails in the Maildir {day.maildir} (open it with any mail client)")
+    for path in day.call_lists:
+        console.print(f"  call list {path} (and its .xlsx)", soft_wrap=True)
 
 
 def _program() -> str:
@@ -87,7 +105,7 @@ def demo(
     purchases: int = typer.Option(200_000, "--purchases", min=0, help="how many purchases to generate"),
     seed: int = typer.Option(42, "--seed", help="random seed: the same seed gives the same shop"),
 ) -> None:
-    """Create a fresh SQLite workspace with a synthetic shop, refresh it and print what it holds.
+    """Create a fresh SQLite workspace with a synthetic shop, refresh it, run its campaigns, print it all.
 
     Example: crm demo
     Example: crm demo --dir /tmp/shop --customers 2000 --purchases 20000
