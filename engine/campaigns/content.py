@@ -11,12 +11,13 @@ the text part is made from the HTML when the step gives none.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import css_inline
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
 from engine.channels.email_message import html_to_text
@@ -36,8 +37,17 @@ class RenderedEmail:
     text: str
 
 
+_STYLED = re.compile(r"<style|<link[^>]+stylesheet|\sstyle\s*=", re.IGNORECASE)
+
+
 class ContentRenderer:
-    """Renders templates of one campaigns folder; templates are compiled once and cached."""
+    """Renders templates of one campaigns folder; every template and subject is compiled once.
+
+    A worker renders thousands of messages from a handful of templates: the
+    compiled subject templates, call scripts and letters are kept, and CSS is
+    inlined only for templates that carry styles (a template without
+    ``<style>``, a stylesheet link or ``style=`` has nothing to inline).
+    """
 
     def __init__(self, templates: Path) -> None:
         self.templates = templates
@@ -46,25 +56,43 @@ class ContentRenderer:
             autoescape=select_autoescape(["html", "htm", "j2", "xml"], default_for_string=False),
             undefined=StrictUndefined,
         )
+        self._texts = SandboxedEnvironment(
+            loader=FileSystemLoader(templates), autoescape=False, undefined=StrictUndefined
+        )
         self._strings = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
+        self._subjects: dict[str, Template] = {}
+        self._styled: dict[str, bool] = {}
+
+    def _subject(self, text: str) -> Template:
+        compiled = self._subjects.get(text)
+        if compiled is None:
+            compiled = self._subjects[text] = self._strings.from_string(text)
+        return compiled
+
+    def _has_styles(self, template: str) -> bool:
+        styled = self._styled.get(template)
+        if styled is None:
+            source = (self.templates / template).read_text(encoding="utf-8")
+            styled = self._styled[template] = bool(_STYLED.search(source))
+        return styled
 
     def render_email(self, template: str, subject: str, context: dict[str, Any]) -> RenderedEmail:
         """Subject, CSS-inlined HTML and text of ``template`` for ``context``."""
         try:
-            rendered_subject = self._strings.from_string(subject).render(context)
+            rendered_subject = self._subject(subject).render(context)
             html = self._files.get_template(template).render(context)
-        except TemplateError as exc:
+            styled = self._has_styles(template)
+        except (TemplateError, OSError) as exc:
             raise TemplateRenderError(f"{self.templates / template}: {exc}") from exc
         if "\n" in rendered_subject or "\r" in rendered_subject:
             raise TemplateRenderError(f"subject of {template} renders with a line break: refused")
-        html = css_inline.inline(html)
+        if styled:
+            html = css_inline.inline(html)
         return RenderedEmail(subject=rendered_subject.strip(), html=html, text=html_to_text(html))
 
     def render_text(self, template: str, context: dict[str, Any]) -> str:
         """A call script or letter for ``context`` (not HTML: no escaping)."""
         try:
-            return self._strings.from_string((self.templates / template).read_text(encoding="utf-8")).render(
-                context
-            )
+            return self._texts.get_template(template).render(context)
         except (TemplateError, OSError) as exc:
             raise TemplateRenderError(f"{self.templates / template}: {exc}") from exc

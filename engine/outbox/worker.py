@@ -25,8 +25,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -323,6 +324,17 @@ class _Drainer:
         return outcomes
 
 
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop (a faster event loop, on Linux and macOS), else on asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # e.g. Windows: uvloop is not available there
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
+
+
 def drain(
     engine: Engine,
     config: Config,
@@ -371,7 +383,7 @@ def drain(
             poll_every=poll_every,
             recover_every=recover_every,
         )
-        asyncio.run(drainer.run())
+        run_loop(drainer.run())
     finally:
         heartbeat.stop()
         # rows still held (an error, a cancelled send) are settled as recovery would settle them
