@@ -10,6 +10,7 @@ checked by :mod:`engine.config`, which builds on this module.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import tomllib
 import zoneinfo
@@ -37,6 +38,7 @@ from pydantic_settings import (
 
 from engine.channel_settings import ChannelsSection, ContactPolicySection
 from engine.errors import ConfigErrors, ConfigFileError, ConfigValueError
+from engine.local_time import parse_duration
 from engine.toml_lines import find_line, format_path
 
 Strategy = Literal["loyalty", "stimulation", "cost_reduction"]
@@ -161,6 +163,27 @@ class LinksSection(_Strict):
     secret: str | None = Field(None, description="signs links; set it with CRM_LINKS__SECRET, not in git")
 
 
+class SchedulerSection(_Strict):
+    """``[scheduler]``: how often triggered campaigns look for news, when anniversaries run."""
+
+    trigger_every: str = Field("5m", description="segment-entry and event campaigns poll this often")
+    anniversary_at: dt.time = Field(
+        dt.time(6, 0), description="anniversary campaigns run daily, business time"
+    )
+
+    @field_validator("trigger_every")
+    @classmethod
+    def _every(cls, value: str) -> str:
+        if parse_duration(value) < dt.timedelta(minutes=1):
+            raise ValueError(f"{value!r} is too often: at least 1m")
+        return value
+
+    @property
+    def trigger_interval(self) -> dt.timedelta:
+        """``trigger_every`` as a timedelta."""
+        return parse_duration(self.trigger_every)
+
+
 class SegmentSection(_Strict):
     """``[segments.NAME]``: a rule over customer fields, metrics, scores and other segments."""
 
@@ -222,6 +245,7 @@ class Settings(BaseSettings):
     links: LinksSection = Field(default_factory=LinksSection)
     channels: ChannelsSection = Field(default_factory=ChannelsSection)
     contact_policy: ContactPolicySection = Field(default_factory=ContactPolicySection)
+    scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
     _path: Path = PrivateAttr(default=Path("config.toml"))
     _text: str = PrivateAttr(default="")
 

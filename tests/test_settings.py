@@ -156,3 +156,21 @@ where = "in_segment('a')"
     }
     assert errors["segments.a.rule"].line == 2 and errors["scores.s.rules[0].when"].line == 8
     assert "nope" in str(errors["segments.c.rule"])
+
+
+def test_channel_policy_and_scheduler_sections_are_checked_with_their_lines(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "[channels.email]\nunit_cost = -1\n\n[channels.call]\nwindow = \"19:00-19:00\"\n\n"
+        '[contact_policy]\nmax_contacts = { email = "2/fortnight", fax = "1/day" }\n\n'
+        '[scheduler]\ntrigger_every = "10s"\n',
+    )
+    with pytest.raises(ConfigErrors) as caught:
+        load_settings(path)
+    text = str(caught.value)
+    assert f"{path}:2 channels.email.unit_cost: Input should be greater than or equal to 0" in text
+    assert f"{path}:5 channels.call.window: '19:00-19:00' is empty" in text
+    assert f"{path}:8 contact_policy.max_contacts: '2/fortnight' is not a frequency cap" in text
+    assert f"{path}:11 scheduler.trigger_every: '10s' is not a duration" in text
+    settings = load_settings(_write(tmp_path, '[scheduler]\nanniversary_at = 07:30:00\n'))
+    assert settings.scheduler.anniversary_at.hour == 7 and settings.channels.email.domain == "shop.example"

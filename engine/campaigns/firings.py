@@ -4,9 +4,9 @@
   (:class:`~engine.campaigns.schedules.BusinessCronTrigger`, read as crontab
   reads it, DST-correct), within the campaign's dates;
 * ``at``: once (a time without a zone is in the business zone);
-* ``anniversary``: once a day at :data:`ANNIVERSARY_TIME` business time (the
+* ``anniversary``: once a day at ``[scheduler].anniversary_at`` business time (the
   step's own send time and quiet hours still apply per customer);
-* ``on_segment_entry`` / ``on_event``: polled every :data:`POLL_MINUTES` minutes;
+* ``on_segment_entry`` / ``on_event``: polled every ``[scheduler].trigger_every``;
   each run takes what happened since the previous one.
 """
 
@@ -18,15 +18,11 @@ import zoneinfo
 from engine.campaigns.definition import Campaign
 from engine.campaigns.schedules import (
     ANNIVERSARY_AT,
-    TRIGGER_EVERY,
     build_trigger,
     campaign_schedule,
     fire_times,
 )
 from engine.local_time import local_instant
-
-ANNIVERSARY_TIME = ANNIVERSARY_AT
-POLL_MINUTES = int(TRIGGER_EVERY.total_seconds() // 60)
 
 
 def campaign_bounds(campaign: Campaign, zone: zoneinfo.ZoneInfo) -> tuple[dt.datetime, dt.datetime | None]:
@@ -37,7 +33,13 @@ def campaign_bounds(campaign: Campaign, zone: zoneinfo.ZoneInfo) -> tuple[dt.dat
 
 
 def firings(
-    campaign: Campaign, zone: zoneinfo.ZoneInfo, start: dt.datetime, end: dt.datetime, *, limit: int = 10_000
+    campaign: Campaign,
+    zone: zoneinfo.ZoneInfo,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    anniversary_at: dt.time = ANNIVERSARY_AT,
+    limit: int = 10_000,
 ) -> list[dt.datetime]:
     """The UTC instants in ``[start, end)`` at which ``campaign`` fires (the scheduler's own triggers)."""
     first, last = campaign_bounds(campaign, zone)
@@ -47,7 +49,7 @@ def firings(
     if campaign.trigger in ("on_segment_entry", "on_event"):
         # one poll at the start of the window shows what would be picked up
         return [start]
-    trigger = build_trigger(campaign_schedule(campaign, zone))
+    trigger = build_trigger(campaign_schedule(campaign, zone, anniversary_at=anniversary_at))
     times: list[dt.datetime] = []
     for moment in fire_times(trigger, start, end - dt.timedelta(microseconds=1)):
         times.append(moment)
@@ -56,12 +58,20 @@ def firings(
     return times
 
 
-def last_firing(campaign: Campaign, zone: zoneinfo.ZoneInfo, now: dt.datetime) -> dt.datetime | None:
+def last_firing(
+    campaign: Campaign, zone: zoneinfo.ZoneInfo, now: dt.datetime, *, anniversary_at: dt.time = ANNIVERSARY_AT
+) -> dt.datetime | None:
     """The latest firing at or before ``now`` (within the last 400 days), or None."""
     if campaign.trigger in ("on_segment_entry", "on_event"):
         return now.replace(second=0, microsecond=0)
     for days in (1, 31, 400):
-        earlier = firings(campaign, zone, now - dt.timedelta(days=days), now + dt.timedelta(microseconds=1))
+        earlier = firings(
+            campaign,
+            zone,
+            now - dt.timedelta(days=days),
+            now + dt.timedelta(microseconds=1),
+            anniversary_at=anniversary_at,
+        )
         if earlier:
             return earlier[-1]
     return None

@@ -145,11 +145,12 @@ def plan_in(
 ) -> Plan:
     """Plan on ``connection``; the caller rolls the transaction back."""
     zone = zoneinfo.ZoneInfo(config.settings.engine.timezone)
+    anniversary_at = config.settings.scheduler.anniversary_at
     due = sorted(
         (
             (moment, -c.campaign.priority, key)
             for key, c in campaigns.items()
-            for moment in firings(c.campaign, zone, start, end)
+            for moment in firings(c.campaign, zone, start, end, anniversary_at=anniversary_at)
         ),
     )
     ran_before = {key: _has_run(connection, key) for key in campaigns}

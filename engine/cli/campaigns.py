@@ -175,7 +175,10 @@ def run_command(
     chosen = campaigns[campaign]
     moment = utcnow().replace(microsecond=0)
     if not now:
-        due = last_firing(chosen.campaign, zoneinfo.ZoneInfo(config.settings.engine.timezone), moment)
+        zone = zoneinfo.ZoneInfo(config.settings.engine.timezone)
+        due = last_firing(
+            chosen.campaign, zone, moment, anniversary_at=config.settings.scheduler.anniversary_at
+        )
         if due is None:
             raise ConfigValueError(
                 str(chosen.path),

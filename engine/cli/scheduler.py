@@ -15,17 +15,22 @@ from engine.errors import ConfigValueError
 from engine.local_time import parse_duration
 
 
-def _options(trigger_every: str, anniversary_at: str) -> SchedulerOptions:
-    try:
-        every = parse_duration(trigger_every)
-    except ValueError as exc:
-        raise ConfigValueError("--trigger-every", "", str(exc)) from exc
-    try:
-        at = dt.time.fromisoformat(anniversary_at)
-    except ValueError as exc:
-        raise ConfigValueError(
-            "--anniversary-at", "", f"{anniversary_at!r} is not a time (e.g. 06:00)"
-        ) from exc
+def _options(trigger_every: str | None, anniversary_at: str | None) -> SchedulerOptions:
+    """The options given, else ``[scheduler]`` of config.toml."""
+    section = state.config().settings.scheduler
+    every, at = section.trigger_interval, section.anniversary_at
+    if trigger_every is not None:
+        try:
+            every = parse_duration(trigger_every)
+        except ValueError as exc:
+            raise ConfigValueError("--trigger-every", "", str(exc)) from exc
+    if anniversary_at is not None:
+        try:
+            at = dt.time.fromisoformat(anniversary_at)
+        except ValueError as exc:
+            raise ConfigValueError(
+                "--anniversary-at", "", f"{anniversary_at!r} is not a time (e.g. 06:00)"
+            ) from exc
     return SchedulerOptions(trigger_every=every, anniversary_at=at)
 
 
@@ -48,11 +53,15 @@ def scheduler(
         help="reconcile the jobs with the campaign files, let the running scheduler apply it, exit",
     ),
     once: bool = typer.Option(False, "--once", help="fire what is due now (or expire it), then exit"),
-    trigger_every: str = typer.Option(
-        "5m", "--trigger-every", help="how often segment-entry and event campaigns look for news"
+    trigger_every: str | None = typer.Option(
+        None,
+        "--trigger-every",
+        help="how often segment-entry and event campaigns look for news (default: [scheduler] in config)",
     ),
-    anniversary_at: str = typer.Option(
-        "06:00", "--anniversary-at", help="when anniversary campaigns run each day, business time"
+    anniversary_at: str | None = typer.Option(
+        None,
+        "--anniversary-at",
+        help="when anniversary campaigns run each day, business time (default: [scheduler] in config)",
     ),
     wait: str = typer.Option(
         "1m", "--wait", help="with --reload: how long to wait for the running scheduler"
