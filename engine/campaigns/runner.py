@@ -218,19 +218,24 @@ def start_run_in(
     return run_id
 
 
-def start_run(
+def _record_once(
     engine: Engine,
     config: Config,
     campaign: CampaignFile,
-    *,
     scheduled_for: dt.datetime,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
+    expired_reason: str | None = None,
 ) -> RunSummary:
-    """Fire ``campaign`` for ``scheduled_for``: record the run and queue its audience, once."""
-    now = now or utcnow()
     try:
         with engine.begin() as connection:
-            run_id = start_run_in(connection, config, campaign, scheduled_for=scheduled_for, now=now)
+            run_id = start_run_in(
+                connection,
+                config,
+                campaign,
+                scheduled_for=scheduled_for,
+                now=now,
+                expired_reason=expired_reason,
+            )
     except IntegrityError:
         # another scheduler or process recorded the same firing first: theirs stands
         with engine.connect() as connection:
@@ -242,24 +247,23 @@ def start_run(
         return run_summary(connection, run_id)
 
 
+def start_run(
+    engine: Engine,
+    config: Config,
+    campaign: CampaignFile,
+    *,
+    scheduled_for: dt.datetime,
+    now: dt.datetime | None = None,
+) -> RunSummary:
+    """Fire ``campaign`` for ``scheduled_for``: record the run and queue its audience, once."""
+    return _record_once(engine, config, campaign, scheduled_for, now or utcnow())
+
+
 def expire_run(
     engine: Engine, config: Config, campaign: CampaignFile, *, scheduled_for: dt.datetime, reason: str
 ) -> RunSummary:
     """Record a firing that was missed (an outage longer than max_lateness) as ``expired``."""
-    now = utcnow()
-    try:
-        with engine.begin() as connection:
-            run_id = start_run_in(
-                connection, config, campaign, scheduled_for=scheduled_for, now=now, expired_reason=reason
-            )
-    except IntegrityError:
-        with engine.connect() as connection:
-            found = _existing(connection, campaign.key, scheduled_for)
-        if found is None:
-            raise
-        run_id = found
-    with engine.connect() as connection:
-        return run_summary(connection, run_id)
+    return _record_once(engine, config, campaign, scheduled_for, utcnow(), expired_reason=reason)
 
 
 @dataclass(frozen=True)
