@@ -34,7 +34,6 @@ from sqlalchemy import (
     Connection,
     and_,
     case,
-    exists,
     false,
     func,
     insert,
@@ -115,43 +114,84 @@ def _consent(channel: str) -> ColumnElement[bool]:
     return true()
 
 
-def _suppressed(channel: str, recipient: ColumnElement[Any]) -> ColumnElement[bool]:
-    by_customer = exists().where(SUPPRESSION.c.channel == channel, SUPPRESSION.c.customer_id == CUSTOMER.c.id)
-    by_address = exists().where(SUPPRESSION.c.channel == channel, SUPPRESSION.c.address == recipient)
+class _Lookups:
+    """Derived tables outer-joined to the audience, so each question is one hash join, not a subquery per row.
+
+    A correlated ``EXISTS`` inside the state ``CASE`` runs once per customer, and
+    a planner that believes a table empty (statistics not yet updated) scans it
+    once per customer: quadratic. A derived table is read once.
+    """
+
+    def __init__(self) -> None:
+        self.joins: list[tuple[Any, ColumnElement[bool]]] = []
+
+    def has(self, query: Select[Any], name: str, key: ColumnElement[Any]) -> ColumnElement[bool]:
+        """True when ``key`` is among the values of one-column ``query`` (made distinct)."""
+        found = query.distinct().subquery(name)
+        column = next(iter(found.c))
+        self.joins.append((found, column == key))
+        return column.is_not(None)
+
+    def value(self, query: Select[Any], name: str, default: Any) -> ColumnElement[Any]:
+        """The second column of ``query`` (keyed by customer_id, its first), or ``default``."""
+        found = query.subquery(name)
+        key, value = list(found.c)[:2]
+        self.joins.append((found, key == CUSTOMER.c.id))
+        return func.coalesce(value, default)
+
+    def join(self, source: Any) -> Any:
+        """``source`` with every lookup outer-joined."""
+        for table, on in self.joins:
+            source = source.outerjoin(table, on)
+        return source
+
+
+def _suppressed(channel: str, recipient: ColumnElement[Any], lookups: _Lookups) -> ColumnElement[bool]:
+    listed = SUPPRESSION.c.channel == channel
+    by_customer = lookups.has(
+        select(SUPPRESSION.c.customer_id).where(listed, SUPPRESSION.c.customer_id.is_not(None)),
+        "suppressed_customer",
+        CUSTOMER.c.id,
+    )
     if channel == "meeting":
         return by_customer
+    by_address = lookups.has(select(SUPPRESSION.c.address).where(listed), "suppressed_address", recipient)
     return or_(by_customer, by_address)
 
 
-def _only_if(step_run: StepRun, config: Config, scope: CustomerScope) -> ColumnElement[bool]:
+def _only_if(
+    step_run: StepRun, config: Config, scope: CustomerScope, lookups: _Lookups
+) -> ColumnElement[bool]:
     """The step's ``only_if`` as SQL over the customer and the run's responses."""
     text = step_run.campaign.steps[step_run.step].only_if
     if text is None:
         return true()
     earlier = OUTBOX.alias("earlier_step")
-    responses = (
-        select(RESPONSE.c.id)
-        .select_from(RESPONSE.join(earlier, earlier.c.id == RESPONSE.c.outbox_id))
-        .where(earlier.c.run_id == step_run.run_id, earlier.c.customer_id == CUSTOMER.c.id)
+    this_run = earlier.c.run_id == step_run.run_id
+    responders = select(earlier.c.customer_id).select_from(
+        RESPONSE.join(earlier, earlier.c.id == RESPONSE.c.outbox_id)
     )
     if text == "not responded":
-        return not_(responses.exists())
+        return not_(lookups.has(responders.where(this_run), "responded", CUSTOMER.c.id))
     if text == "opened":
-        return responses.where(RESPONSE.c.kind.in_(("open", "click"))).exists()
+        opened = responders.where(this_run, RESPONSE.c.kind.in_(("open", "click")))
+        return lookups.has(opened, "opened", CUSTOMER.c.id)
     if text == "clicked":
-        return responses.where(RESPONSE.c.kind == "click").exists()
+        clicked = responders.where(this_run, RESPONSE.c.kind == "click")
+        return lookups.has(clicked, "clicked", CUSTOMER.c.id)
     if text == "not converted":
-        first_contact = (
-            select(func.min(earlier.c.sent_at))
-            .where(earlier.c.run_id == step_run.run_id, earlier.c.customer_id == CUSTOMER.c.id)
-            .scalar_subquery()
+        first = (
+            select(earlier.c.customer_id, func.min(earlier.c.sent_at).label("first_contact"))
+            .where(this_run)
+            .group_by(earlier.c.customer_id)
+            .subquery("first_contact")
         )
-        bought = exists().where(
-            PURCHASE.c.customer_id == CUSTOMER.c.id,
-            PURCHASE.c.amount > 0,
-            PURCHASE.c.ordered_at >= first_contact,
+        buyers = (
+            select(PURCHASE.c.customer_id)
+            .select_from(PURCHASE.join(first, first.c.customer_id == PURCHASE.c.customer_id))
+            .where(PURCHASE.c.amount > 0, PURCHASE.c.ordered_at >= first.c.first_contact)
         )
-        return not_(bought)
+        return not_(lookups.has(buyers, "converted", CUSTOMER.c.id))
     return compile_rule(text, config.fields.catalogue()).to_sql(scope)
 
 
@@ -193,8 +233,9 @@ def materialise_step(
     }
     scheduled = by_zone({name: t.send_at for name, t in times.items()}, default)
     scope = CustomerScope(config.fields, step_run.business_day)
+    lookups = _Lookups()
     rank = rank_expression(campaign, config, scope)
-    only_if = _only_if(step_run, config, scope)
+    only_if = _only_if(step_run, config, scope, lookups)
     recipient = _recipient(channel)
     audience = source.subquery("audience")
     end_limit = _end_limit(campaign, business_zone)
@@ -206,14 +247,13 @@ def materialise_step(
         (not_(func.coalesce(type_coerce(only_if, Boolean()), false())), literal(states.CONDITION_NOT_MET)),
         (not_(_consent(channel)), literal(states.NO_CONSENT)),
         (or_(recipient.is_(None), recipient == ""), literal(states.NO_ADDRESS)),
-        (_suppressed(channel, recipient), literal(states.SUPPRESSED)),
+        (_suppressed(channel, recipient, lookups), literal(states.SUPPRESSED)),
     ]
     if end_limit is not None:
         whens.append((scheduled >= literal(end_limit, UtcDateTime()), literal(states.OUTSIDE_WINDOW)))
     if cap is not None:
-        whens.append(
-            (_cap_used(channel, times, default, campaign.priority) >= cap.count, literal(states.OVER_CAP))
-        )
+        used = _cap_used(channel, times, default, campaign.priority, lookups)
+        whens.append((used >= cap.count, literal(states.OVER_CAP)))
     state = case(*whens, else_=literal(states.QUEUED))
 
     unit_cost = settings.channels.get(channel).unit_cost
@@ -235,7 +275,7 @@ def materialise_step(
         literal(0),
         literal(now, UtcDateTime()),
         literal(now, UtcDateTime()),
-    ).select_from(scope.from_clause().join(audience, audience.c.customer_id == CUSTOMER.c.id))
+    ).select_from(lookups.join(scope.from_clause().join(audience, audience.c.customer_id == CUSTOMER.c.id)))
     columns = [
         "run_id", "customer_id", "step", "channel", "variant", "state", "recipient", "scheduled_at",
         "rank", "unit_cost", "contacts", "attempts", "created_at", "updated_at",
@@ -249,25 +289,34 @@ def materialise_step(
         spread_calls(connection, config, step_run, end_limit, now)
 
 
-def _cap_used(channel: str, times: dict[str, Any], default: str, priority: int) -> ColumnElement[int]:
+def _cap_used(
+    channel: str, times: dict[str, Any], default: str, priority: int, lookups: _Lookups
+) -> ColumnElement[int]:
     """Contacts on ``channel`` in the customer's current cap window that this contact must respect."""
     other = OUTBOX.alias("counted")
     other_run = RUN.alias("counted_run")
-    start = by_zone({name: t.cap_start for name, t in times.items()}, default)
-    end = by_zone({name: t.cap_end for name, t in times.items()}, default)
-    return (
-        select(func.count())
-        .select_from(other.join(other_run, other_run.c.id == other.c.run_id))
+    starts = {name: t.cap_start for name, t in times.items()}
+    ends = {name: t.cap_end for name, t in times.items()}
+    counts = (
+        select(other.c.customer_id, func.count().label("used"))
+        .select_from(
+            other.join(other_run, other_run.c.id == other.c.run_id).join(
+                CUSTOMER, CUSTOMER.c.id == other.c.customer_id
+            )
+        )
         .where(
-            other.c.customer_id == CUSTOMER.c.id,
             other.c.channel == channel,
             other.c.state.in_(states.CAP_STATES),
-            other.c.scheduled_at >= start,
-            other.c.scheduled_at < end,
+            # the widest window over all zones first (an index range), then each customer's own
+            other.c.scheduled_at >= literal(min(starts.values()), UtcDateTime()),
+            other.c.scheduled_at < literal(max(ends.values()), UtcDateTime()),
+            other.c.scheduled_at >= by_zone(starts, default),
+            other.c.scheduled_at < by_zone(ends, default),
             or_(other.c.state != states.QUEUED, other_run.c.priority >= priority),
         )
-        .scalar_subquery()
+        .group_by(other.c.customer_id)
     )
+    return lookups.value(counts, "cap_used", 0)
 
 
 def _preempt(

@@ -7,12 +7,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, insert, select, update
 
 from engine.campaigns.loading import load_campaigns
 from engine.campaigns.runner import advance, start_run
 from engine.config import Config, load_config
-from engine.models import ContactResponse, OutboxMessage
+from engine.models import ContactResponse, OutboxMessage, Suppression
 from engine.models import outbox as states
 from engine.rules.bucket import bucket_of
 from engine.segments import refresh_segments
@@ -21,6 +22,7 @@ from tests.factories import add_customer, add_purchase, utc
 
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 RESPONSE = ContactResponse.__table__  # type: ignore[attr-defined]
+SUPPRESSION = Suppression.__table__  # type: ignore[attr-defined]
 
 CONFIG = """
 [engine]
@@ -245,3 +247,73 @@ def test_later_steps_follow_the_wait_and_only_if(db, write_config, tmp_path) -> 
     with db.begin() as connection:
         connection.execute(update(OUTBOX).where(OUTBOX.c.state == states.QUEUED).values(state=states.SENT))
     assert advance(db, config, now=NOON + dt.timedelta(days=8)).runs_done == [run.run_id]
+
+
+@pytest.mark.parametrize(
+    ("only_if", "kept"),
+    [
+        ("opened", {"opener", "clicker"}),
+        ("clicked", {"clicker"}),
+        ("not converted", {"opener", "clicker", "quiet"}),
+    ],
+)
+def test_response_conditions_of_later_steps(db, write_config, tmp_path, only_if: str, kept: set[str]) -> None:  # type: ignore[no-untyped-def]
+    steps = (
+        EMAIL_STEP
+        + '[[steps]]\nchannel = "email"\ntemplate = "note.html.j2"\nsubject = "Again"\n'
+        + f'wait = "7d"\nonly_if = "{only_if}"\n'
+    )
+    config = setup(write_config, tmp_path, {"hello": campaign(steps=steps)})
+    names = ("quiet", "opener", "clicker", "buyer")
+    with db.begin() as connection:
+        ids = {
+            name: add_customer(connection, email=f"{name}@example.com", consent_email=True) for name in names
+        }
+        add_purchase(connection, ids["buyer"], NOON + dt.timedelta(hours=5), "990")
+        add_purchase(connection, ids["quiet"], NOON - dt.timedelta(days=5), "100")  # before the contact
+    refresh_segments(db, config, now=NOON)
+    run = start_run(db, config, load_campaigns(config)["hello"], scheduled_for=NOON, now=NOON)
+    with db.begin() as connection:
+        connection.execute(
+            update(OUTBOX).where(OUTBOX.c.run_id == run.run_id).values(state=states.SENT, sent_at=NOON)
+        )
+        rows = dict(connection.execute(select(OUTBOX.c.customer_id, OUTBOX.c.id)).all())
+        for name, kind in (("opener", "open"), ("clicker", "click")):
+            connection.execute(
+                insert(RESPONSE).values(
+                    outbox_id=rows[ids[name]], customer_id=ids[name], kind=kind, occurred_at=NOON
+                )
+            )
+    advance(db, config, now=NOON + dt.timedelta(days=7, hours=1))
+    with db.connect() as connection:
+        second = dict(
+            connection.execute(
+                select(OUTBOX.c.customer_id, OUTBOX.c.state).where(
+                    OUTBOX.c.run_id == run.run_id, OUTBOX.c.step == 1
+                )
+            ).all()
+        )
+    assert {name for name in names if second[ids[name]] == states.QUEUED} == kept
+    assert {second[ids[name]] for name in names if name not in kept} == {states.CONDITION_NOT_MET}
+
+
+def test_suppressed_by_customer_or_by_address(db, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = setup(write_config, tmp_path, {"hello": campaign()})
+    with db.begin() as connection:
+        by_address = add_customer(connection, email="old@example.com", consent_email=True)
+        by_customer = add_customer(connection, email="new@example.com", consent_email=True)
+        free = add_customer(connection, email="free@example.com", consent_email=True)
+        connection.execute(
+            insert(SUPPRESSION).values(
+                channel="email", address="previous@example.com", customer_id=by_customer, reason="complaint",
+                source="test", created_at=NOON,
+            )
+        )  # fmt: skip
+    suppress(db, "email", "old@example.com", "hard_bounce")
+    refresh_segments(db, config, now=NOON)
+    run = start_run(db, config, load_campaigns(config)["hello"], scheduled_for=NOON, now=NOON)
+    assert states_of(db, run.run_id) == {
+        by_address: states.SUPPRESSED,
+        by_customer: states.SUPPRESSED,
+        free: states.QUEUED,
+    }
