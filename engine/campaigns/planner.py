@@ -70,6 +70,7 @@ class PlannedRun:
                     "audience": s.audience,
                     "contacts": s.contacted,
                     "states": dict(sorted(s.states.items())),
+                    "queued_for_later": s.later,
                     "cost": str(s.cost),
                 }
                 for s in self.steps

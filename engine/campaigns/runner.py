@@ -45,6 +45,7 @@ class StepCounts:
     channel: str
     states: dict[str, int]
     cost: Decimal
+    later: int = 0  # step 0 queued for later than the firing: quiet hours, local send time, call capacity
 
     @property
     def audience(self) -> int:
@@ -94,24 +95,33 @@ def run_summary(connection: Connection, run_id: int) -> RunSummary:
     run = connection.execute(select(RUN).where(RUN.c.id == run_id)).one()
     contact_states = (*states.WAITING_STATES, *states.CONTACTED_STATES)
     cost = func.sum(OUTBOX.c.unit_cost * OUTBOX.c.contacts).filter(OUTBOX.c.state.in_(contact_states))
+    deferred = func.count().filter(
+        OUTBOX.c.step == 0,
+        OUTBOX.c.state == states.QUEUED,
+        OUTBOX.c.scheduled_at > literal(run.scheduled_for + dt.timedelta(minutes=1), UtcDateTime()),
+    )
     rows = connection.execute(
-        select(OUTBOX.c.step, OUTBOX.c.channel, OUTBOX.c.state, func.count(), cost)
+        select(OUTBOX.c.step, OUTBOX.c.channel, OUTBOX.c.state, func.count(), cost, deferred)
         .where(OUTBOX.c.run_id == run_id)
         .group_by(OUTBOX.c.step, OUTBOX.c.channel, OUTBOX.c.state)
         .order_by(OUTBOX.c.step)
     ).all()
     by_step: dict[tuple[int, str], dict[str, int]] = defaultdict(dict)
     costs: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
-    for step, channel, state, count, money in rows:
+    later: dict[tuple[int, str], int] = defaultdict(int)
+    for step, channel, state, count, money, waiting in rows:
         by_step[(step, channel)][state] = count
         costs[(step, channel)] += Decimal(str(money or 0)).quantize(Decimal("0.01"))
+        later[(step, channel)] += waiting
     return RunSummary(
         run_id=run.id,
         campaign=run.campaign,
         state=run.state,
         scheduled_for=run.scheduled_for,
         detail=run.detail,
-        steps=[StepCounts(k, ch, by_step[(k, ch)], costs[(k, ch)]) for (k, ch) in sorted(by_step)],
+        steps=[
+            StepCounts(k, ch, by_step[(k, ch)], costs[(k, ch)], later[(k, ch)]) for (k, ch) in sorted(by_step)
+        ],
     )
 
 

@@ -44,11 +44,17 @@ def parse_time(text: str | None, zone: str) -> dt.datetime | None:
     return value.astimezone(dt.UTC)
 
 
-def _states_text(counts: dict[str, int]) -> str:
+def _states_text(counts: dict[str, int], later: int = 0) -> str:
     ordered = sorted(
         counts.items(), key=lambda item: STATE_ORDER.index(item[0]) if item[0] in STATE_ORDER else 99
     )
-    return ", ".join(f"{state.replace('_', ' ')} {n:,}" for state, n in ordered)
+    parts = []
+    for name, n in ordered:
+        text = f"{name.replace('_', ' ')} {n:,}"
+        if name == states.QUEUED and later:
+            text += f" ({later:,} later: quiet hours, local send time or call capacity)"
+        parts.append(text)
+    return ", ".join(parts)
 
 
 def steps_table(title: str, steps: list[StepCounts], currency: str) -> Table:
@@ -62,7 +68,7 @@ def steps_table(title: str, steps: list[StepCounts], currency: str) -> Table:
             f"{s.audience:,}",
             f"{s.contacted:,}",
             f"{s.cost:,} {currency}",
-            _states_text(s.states),
+            _states_text(s.states, s.later),
         )
     return table
 

@@ -142,6 +142,7 @@ def test_quiet_hours_and_local_send_time_in_each_customers_zone(db, write_config
     assert at[moscow] == utc(2026, 3, 3, 7)
     assert at[vladivostok] == utc(2026, 3, 3, 0)
     assert at[london] == utc(2026, 3, 2, 10)
+    assert run.steps[0].later == 3  # plan and run say how many wait for their local time
 
 
 def test_caps_count_in_local_weeks_and_the_higher_priority_wins(db, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
