@@ -329,6 +329,16 @@ def _preempt(
     now: dt.datetime,
 ) -> None:
     """Queued contacts of lower-priority campaigns that now exceed the cap give way (``over_cap``)."""
+    widest = and_(
+        OUTBOX.c.channel == channel,
+        OUTBOX.c.state == states.QUEUED,
+        OUTBOX.c.scheduled_at >= literal(min(t.cap_start for t in times.values()), UtcDateTime()),
+        OUTBOX.c.scheduled_at < literal(max(t.cap_end for t in times.values()), UtcDateTime()),
+        RUN.c.priority < step_run.campaign.priority,
+    )
+    weaker = select(OUTBOX.c.id).select_from(OUTBOX.join(RUN, RUN.c.id == OUTBOX.c.run_id)).where(widest)
+    if connection.execute(weaker.limit(1)).first() is None:
+        return  # nothing of lower priority waits in any of these windows: nothing can give way
     ours = OUTBOX.alias("ours")
     mine = select(ours.c.customer_id).where(
         ours.c.run_id == step_run.run_id, ours.c.step == step_run.step, ours.c.state == states.QUEUED
