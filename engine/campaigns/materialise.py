@@ -378,14 +378,14 @@ def _preempt(
         counted.c.priority < step_run.campaign.priority,
         counted.c.weakest <= counted.c.used - cap,
     )
+    detail = f"pre-empted by campaign {step_run.key} (priority {step_run.campaign.priority})"
+    _mark(connection, losers, states.OVER_CAP, detail, now)
+
+
+def _mark(connection: Connection, ids: Select[Any], state: str, detail: str, now: dt.datetime) -> None:
+    """Give the rows ``ids`` selects their final ``state`` and why."""
     connection.execute(
-        update(OUTBOX)
-        .where(OUTBOX.c.id.in_(losers))
-        .values(
-            state=states.OVER_CAP,
-            detail=f"pre-empted by campaign {step_run.key} (priority {step_run.campaign.priority})",
-            updated_at=now,
-        )
+        update(OUTBOX).where(OUTBOX.c.id.in_(ids)).values(state=state, detail=detail, updated_at=now)
     )
 
 
@@ -418,15 +418,8 @@ def trim_to_budget(connection: Connection, step_run: StepRun, now: dt.datetime) 
         .subquery("running")
     )
     over = select(running.c.id).where(running.c.cumulative > literal(remaining, OUTBOX.c.unit_cost.type))
-    connection.execute(
-        update(OUTBOX)
-        .where(OUTBOX.c.id.in_(over))
-        .values(
-            state=states.OVER_BUDGET,
-            detail=f"budget line {campaign.budget} reached (with preparation {campaign.preparation_cost})",
-            updated_at=now,
-        )
-    )
+    detail = f"budget line {campaign.budget} reached (with preparation {campaign.preparation_cost})"
+    _mark(connection, over, states.OVER_BUDGET, detail, now)
 
 
 def spread_calls(
@@ -464,15 +457,8 @@ def spread_calls(
             .limit(excess)
         )
         if end_limit is not None and following >= end_limit:
-            connection.execute(
-                update(OUTBOX)
-                .where(OUTBOX.c.id.in_(weakest))
-                .values(
-                    state=states.OUTSIDE_WINDOW,
-                    detail="the call centre's capacity is used up until the campaign ends",
-                    updated_at=now,
-                )
-            )
+            full = "the call centre's capacity is used up until the campaign ends"
+            _mark(connection, weakest, states.OUTSIDE_WINDOW, full, now)
             return
         connection.execute(
             update(OUTBOX).where(OUTBOX.c.id.in_(weakest)).values(scheduled_at=following, updated_at=now)

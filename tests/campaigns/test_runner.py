@@ -318,3 +318,21 @@ def test_suppressed_by_customer_or_by_address(db, write_config, tmp_path) -> Non
         by_customer: states.SUPPRESSED,
         free: states.QUEUED,
     }
+
+
+def test_calls_the_call_centre_cannot_make_before_the_end_are_outside_window(
+    db, write_config, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    call = '[[steps]]\nchannel = "call"\nscript = "call.md"\n'
+    config = setup(write_config, tmp_path, {"ring": campaign("end = 2026-03-03", steps=call)})
+    with db.begin() as connection:
+        for n in range(5):
+            add_customer(connection, phone=f"+7916000001{n}", consent_call=True)
+    refresh_segments(db, config, now=NOON)
+    run = start_run(db, config, load_campaigns(config)["ring"], scheduled_for=NOON, now=NOON)
+    assert run.counts == {states.QUEUED: 4, states.OUTSIDE_WINDOW: 1}
+    with db.connect() as connection:
+        detail = connection.execute(
+            select(OUTBOX.c.detail).where(OUTBOX.c.state == states.OUTSIDE_WINDOW)
+        ).scalar_one()
+    assert detail == "the call centre's capacity is used up until the campaign ends"
