@@ -12,10 +12,12 @@ frequency caps per channel (``"2/week"``), counted in the customer's zone.
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from engine.local_time import Cap, DailyWindow, parse_duration
 
@@ -26,8 +28,47 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class PriceChange(_Strict):
+    """One entry of ``prices``: a unit cost valid from a date, optionally for one segment or campaign.
+
+    Within one scope (the channel, one segment, or one campaign) an entry holds
+    from its ``from`` date until the day before the next entry's ``from`` (or
+    its own ``until``): a price change is a new entry, so history is kept.
+    """
+
+    unit_cost: Decimal = Field(ge=0, description="money per contact")
+    valid_from: dt.date | None = Field(None, alias="from", description="first day (business time zone)")
+    until: dt.date | None = Field(None, description="last day, inclusive")
+    segment: str | None = None
+    campaign: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> PriceChange:
+        if self.segment is not None and self.campaign is not None:
+            raise ValueError("a price applies to one segment or one campaign, not both")
+        if self.valid_from is not None and self.until is not None and self.until < self.valid_from:
+            raise ValueError(f"until {self.until} is before from {self.valid_from}")
+        return self
+
+    @property
+    def scope(self) -> tuple[str, str] | None:
+        """``("campaign", key)``, ``("segment", name)`` or None for the whole channel."""
+        if self.campaign is not None:
+            return ("campaign", self.campaign)
+        if self.segment is not None:
+            return ("segment", self.segment)
+        return None
+
+
 class _Channel(_Strict):
-    unit_cost: Decimal = Field(Decimal(0), ge=0, description="money per contact")
+    unit_cost: Decimal = Field(Decimal(0), ge=0, description="money per contact where no price entry applies")
+    prices: list[PriceChange] = Field(
+        default_factory=list,
+        description="dated unit costs, per channel, segment or campaign: "
+        "[{ from = 2027-01-01, unit_cost = 65 }, { segment = 'large', unit_cost = 80 }]",
+    )
     rate_per_second: float | None = Field(None, gt=0, description="at most this many sends a second")
     concurrency: int = Field(4, ge=1, le=256)
     batch_size: int = Field(200, ge=1, le=10_000)
@@ -38,6 +79,25 @@ class _Channel(_Strict):
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)
+        return value
+
+    @field_validator("prices")
+    @classmethod
+    def _no_overlap(cls, value: list[PriceChange]) -> list[PriceChange]:
+        by_scope: dict[tuple[str, str] | None, list[tuple[int, PriceChange]]] = {}
+        for n, price in enumerate(value):
+            by_scope.setdefault(price.scope, []).append((n, price))
+        for entries in by_scope.values():
+            ordered = sorted(entries, key=lambda e: (e[1].valid_from or dt.date.min, e[0]))
+            for (n, earlier), (m, later) in itertools.pairwise(ordered):
+                if earlier.valid_from == later.valid_from:
+                    when = f"from {later.valid_from}" if later.valid_from else "without a from date"
+                    raise ValueError(f"prices[{n}] and prices[{m}] both apply {when} to the same scope")
+                assert later.valid_from is not None
+                if earlier.until is not None and earlier.until >= later.valid_from:
+                    raise ValueError(
+                        f"prices[{n}] runs until {earlier.until}, past prices[{m}] from {later.valid_from}"
+                    )
         return value
 
 
