@@ -1,23 +1,37 @@
-"""One step of one run into the outbox: one ``INSERT ... SELECT``, then set-based trims.
+"""One step of one run into the outbox: one ``INSERT ... SELECT``, then set-based updates.
 
 Every audience member gets a row with its state decided in SQL, in this order
 (the first reason that applies is recorded):
 
-``control`` (step 0 only, stable hash) -> ``condition_not_met`` (the step's
-``only_if``) -> ``no_consent`` -> ``no_address`` -> ``suppressed`` ->
-``outside_window`` (no allowed time before the campaign ends) -> ``over_cap``
-(the channel's frequency cap in the customer's own calendar, counting
-contacts made, in flight, and queued by campaigns of equal or higher
-priority) -> ``queued``.
+``condition_not_met`` (the step's ``only_if``) -> ``no_consent`` ->
+``no_address`` -> ``suppressed`` -> ``outside_window`` (no allowed time
+before the campaign ends) -> ``over_cap`` (the channel's frequency cap in the
+customer's own calendar, counting contacts made, in flight, and queued by
+campaigns of equal or higher priority) -> ``queued``.
 
 Then, still in the same transaction:
 
+* step 0 draws the control group from the *reachable* rows (``queued``,
+  ``over_cap`` or ``outside_window``: everyone but ``condition_not_met``,
+  ``no_consent``, ``no_address`` and ``suppressed``): exactly
+  :func:`control_size` of them, ``floor(share x reachable + 1/2)`` (halves
+  round up: 10 % of 101 is 10, of 105 is 11), those with the lowest
+  ``bucket(customer_id, 65536, 'control:KEY')``, ties by customer id. The
+  hash does not change between runs, so a customer in control stays there
+  while the audience stays much the same; the budget plan counts the control
+  group with the same function;
 * lower-priority contacts queued in the same cap window that now exceed the
   cap are pre-empted (``over_cap``): the higher priority wins within the caps;
-* the campaign's budget line trims the audience, best ``rank_by`` first
-  (``over_budget``);
+* the step's spending limits (:mod:`engine.budget.enforcement`: the
+  campaign's budget line, its period allocation, its strategy's allocation,
+  the period's approved total) trim the audience, best ``rank_by`` first
+  (``over_budget``, naming the limit reached);
 * calls are spread over days by the call centre's daily capacity, best
   ``rank_by`` first; calls pushed past the campaign's end are ``outside_window``.
+
+Each row carries the unit cost of its channel on the run's business day for
+the campaign and its segment (:class:`engine.budget.unit_costs.UnitCosts`);
+the worker records the price of the day it actually sends.
 """
 
 from __future__ import annotations
@@ -25,13 +39,14 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from sqlalchemy import (
     Boolean,
     ColumnElement,
     Connection,
+    Numeric,
     and_,
     case,
     false,
@@ -47,6 +62,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import Select
 
+from engine.budget.enforcement import SpendingLimits, binding
+from engine.budget.unit_costs import UnitCosts
 from engine.campaigns.definition import Campaign
 from engine.campaigns.send_time import by_zone, customer_zones, zone_times
 from engine.catalogue import CUSTOMER, PURCHASE, CustomerScope
@@ -61,8 +78,13 @@ RUN = CampaignRun.__table__  # type: ignore[attr-defined]
 RESPONSE = ContactResponse.__table__  # type: ignore[attr-defined]
 SUPPRESSION = Suppression.__table__  # type: ignore[attr-defined]
 
-#: hash resolution of the control group and variant split: shares are exact to 0.01 %
-CONTROL_BUCKETS = 10_000
+#: hash range that orders customers for the control group (the high 16 bits of the hash)
+CONTROL_HASH = 65_536
+#: reachable rows of step 0: the control group is drawn from these
+REACHABLE_STATES = (states.QUEUED, states.OVER_CAP, states.OUTSIDE_WINDOW)
+#: amounts are multiples of 0.0001 (unit cost x contacts, two decimals each); SQLite sums them as
+#: binary floats, so running sums are compared with half that step to spare
+SUM_TOLERANCE = Decimal("0.00005")
 RECIPIENT = {"email": "email", "sms": "phone", "call": "phone", "post": "address"}
 CONSENT = {"email": "consent_email", "sms": "consent_sms", "call": "consent_call", "post": "consent_post"}
 
@@ -79,12 +101,21 @@ class StepRun:
     business_day: dt.date
 
 
-def control_expression(key: str, share: Decimal) -> ColumnElement[bool]:
-    """True for the customers the stable hash puts in the control group of campaign ``key``."""
-    threshold = int((share * CONTROL_BUCKETS).to_integral_value())
-    if threshold <= 0:
-        return false()
-    return bucket_expression(CUSTOMER.c.id, CONTROL_BUCKETS, f"control:{key}") < literal(threshold)
+def control_size(share: Decimal, reachable: int) -> int:
+    """How many of ``reachable`` customers a control group of ``share`` holds.
+
+    ``floor(share x reachable + 1/2)``: halves round up, so 10 % of 101 is 10
+    and 10 % of 105 is 11. The runner and the budget plan both count with it.
+    """
+    if reachable <= 0 or share <= 0:
+        return 0
+    size = int((share * reachable + Decimal("0.5")).to_integral_value(rounding=ROUND_FLOOR))
+    return min(size, reachable)
+
+
+def control_order(key: str) -> ColumnElement[Any]:
+    """Where a customer stands for the control group of campaign ``key``: lowest first."""
+    return bucket_expression(OUTBOX.c.customer_id, CONTROL_HASH, f"control:{key}")
 
 
 def variant_expression(key: str, campaign: Campaign) -> ColumnElement[Any]:
@@ -216,8 +247,13 @@ def materialise_step(
     source: Select[Any],
     *,
     now: dt.datetime,
+    limits: SpendingLimits | None = None,
 ) -> None:
-    """One row per customer of ``source`` (customer_id, variant) for the step, with its state."""
+    """One row per customer of ``source`` (customer_id, variant) for the step, with its state.
+
+    ``limits`` are the spending limits with the budget files already read
+    (default: read them now); an invalid budget file raises ``ConfigErrors``.
+    """
     campaign = step_run.campaign
     step = campaign.steps[step_run.step]
     channel = step.channel
@@ -240,10 +276,7 @@ def materialise_step(
     audience = source.subquery("audience")
     end_limit = _end_limit(campaign, business_zone)
 
-    whens: list[tuple[ColumnElement[bool], ColumnElement[str]]] = []
-    if step_run.step == 0:
-        whens.append((control_expression(step_run.key, campaign.control_group), literal(states.CONTROL)))
-    whens += [
+    whens: list[tuple[ColumnElement[bool], ColumnElement[str]]] = [
         (not_(func.coalesce(type_coerce(only_if, Boolean()), false())), literal(states.CONDITION_NOT_MET)),
         (not_(_consent(channel)), literal(states.NO_CONSENT)),
         (or_(recipient.is_(None), recipient == ""), literal(states.NO_ADDRESS)),
@@ -256,7 +289,9 @@ def materialise_step(
         whens.append((used >= cap.count, literal(states.OVER_CAP)))
     state = case(*whens, else_=literal(states.QUEUED))
 
-    unit_cost = settings.channels.get(channel).unit_cost
+    unit_cost = UnitCosts(settings.channels).at(
+        channel, step_run.business_day, campaign=step_run.key, segment=campaign.segment
+    )
     variant: ColumnElement[Any] = (
         variant_expression(step_run.key, campaign) if step_run.step == 0 else audience.c.variant
     )
@@ -281,10 +316,11 @@ def materialise_step(
         "rank", "unit_cost", "contacts", "attempts", "created_at", "updated_at",
     ]  # fmt: skip
     connection.execute(insert(OUTBOX).from_select(columns, query))
+    if step_run.step == 0:
+        draw_control(connection, step_run, now)
     if cap is not None:
         _preempt(connection, step_run, channel, times, default, cap.count, now)
-    if campaign.budget is not None:
-        trim_to_budget(connection, step_run, now)
+    trim_to_budget(connection, step_run, limits or SpendingLimits(config), now)
     if channel == "call":
         spread_calls(connection, config, step_run, end_limit, now)
 
@@ -382,31 +418,64 @@ def _preempt(
     _mark(connection, losers, states.OVER_CAP, detail, now)
 
 
-def _mark(connection: Connection, ids: Select[Any], state: str, detail: str, now: dt.datetime) -> None:
-    """Give the rows ``ids`` selects their final ``state`` and why."""
-    connection.execute(
+def _mark(connection: Connection, ids: Select[Any], state: str, detail: str, now: dt.datetime) -> int:
+    """Give the rows ``ids`` selects their final ``state`` and why; how many."""
+    return connection.execute(
         update(OUTBOX).where(OUTBOX.c.id.in_(ids)).values(state=state, detail=detail, updated_at=now)
+    ).rowcount
+
+
+def draw_control(connection: Connection, step_run: StepRun, now: dt.datetime) -> int:
+    """Turn the control group of the run (see the module docstring) into ``control``; its size."""
+    share = step_run.campaign.control_group
+    reachable = and_(
+        OUTBOX.c.run_id == step_run.run_id, OUTBOX.c.step == 0, OUTBOX.c.state.in_(REACHABLE_STATES)
     )
-
-
-def trim_to_budget(connection: Connection, step_run: StepRun, now: dt.datetime) -> None:
-    """Contacts past the campaign's budget line become ``over_budget``, the lowest ranked first."""
-    campaign = step_run.campaign
-    assert campaign.budget is not None
-    spent_rows = OUTBOX.join(RUN, RUN.c.id == OUTBOX.c.run_id)
-    spent = connection.execute(
-        select(func.coalesce(func.sum(OUTBOX.c.unit_cost * OUTBOX.c.contacts), 0))
-        .select_from(spent_rows)
-        .where(
-            RUN.c.campaign == step_run.key,
-            OUTBOX.c.state.in_((*states.CAP_STATES, states.BOUNCED, states.FAILED)),
-            or_(OUTBOX.c.run_id != step_run.run_id, OUTBOX.c.step != step_run.step),
+    count = connection.execute(select(func.count()).select_from(OUTBOX).where(reachable)).scalar_one()
+    size = control_size(share, count)
+    if size == 0:
+        return 0
+    ordered = (
+        select(
+            OUTBOX.c.id,
+            func.row_number()
+            .over(order_by=(control_order(step_run.key), OUTBOX.c.customer_id))
+            .label("position"),
         )
-    ).scalar_one()
-    remaining = campaign.budget - campaign.preparation_cost - Decimal(str(spent))
+        .where(reachable)
+        .subquery("control_order")
+    )
+    chosen = select(ordered.c.id).where(ordered.c.position <= size)
+    detail = f"control group: {size} of {count} reachable customers ({share:%})"
+    _mark(connection, chosen, states.CONTROL, detail, now)
+    return size
+
+
+def trim_to_budget(
+    connection: Connection, step_run: StepRun, limits: SpendingLimits, now: dt.datetime
+) -> None:
+    """Contacts past the step's tightest spending limit become ``over_budget``, the lowest ranked first.
+
+    When nothing is left under that limit before the first contact, every
+    queued contact of the step is ``over_budget`` and the run's ``detail``
+    says the step was skipped and why.
+    """
+    limit = binding(limits.of(connection, step_run))
+    if limit is None:
+        return
     this_step = and_(
         OUTBOX.c.run_id == step_run.run_id, OUTBOX.c.step == step_run.step, OUTBOX.c.state == states.QUEUED
     )
+    if limit.remaining <= 0:
+        skipped = _mark(
+            connection, select(OUTBOX.c.id).where(this_step), states.OVER_BUDGET, limit.reason, now
+        )
+        if skipped:
+            what = "skipped" if step_run.step == 0 else f"step {step_run.step} skipped"
+            connection.execute(
+                update(RUN).where(RUN.c.id == step_run.run_id).values(detail=f"{what}: {limit.reason}")
+            )
+        return
     running = (
         select(
             OUTBOX.c.id,
@@ -417,9 +486,14 @@ def trim_to_budget(connection: Connection, step_run: StepRun, now: dt.datetime) 
         .where(this_step)
         .subquery("running")
     )
-    over = select(running.c.id).where(running.c.cumulative > literal(remaining, OUTBOX.c.unit_cost.type))
-    detail = f"budget line {campaign.budget} reached (with preparation {campaign.preparation_cost})"
-    _mark(connection, over, states.OVER_BUDGET, detail, now)
+    allowed = literal(limit.remaining + SUM_TOLERANCE, Numeric(asdecimal=True))  # no scale: not rounded
+    _mark(
+        connection,
+        select(running.c.id).where(running.c.cumulative > allowed),
+        states.OVER_BUDGET,
+        limit.reason,
+        now,
+    )
 
 
 def spread_calls(

@@ -6,9 +6,11 @@ One statement does it::
     WHERE id IN (SELECT id FROM outbox
                  WHERE state = 'queued' AND channel = :channel AND scheduled_at <= :now
                  ORDER BY scheduled_at, id LIMIT :n FOR UPDATE SKIP LOCKED)
-    RETURNING ...
+    RETURNING id, run_id, customer_id, ...,
+              (SELECT campaign FROM campaign_run WHERE id = outbox.run_id), (SELECT segment ...)
 
-On PostgreSQL ``SKIP LOCKED`` lets any number of workers on any number of
+The run's campaign and segment come back with each row: the price a contact
+records depends on them. On PostgreSQL ``SKIP LOCKED`` lets any number of workers on any number of
 hosts claim side by side, each getting rows no other has; on SQLite the
 statement runs under ``BEGIN IMMEDIATE`` (one writer at a time).
 """
@@ -23,7 +25,7 @@ from sqlalchemy import ColumnElement, Engine, func, select, update
 
 from engine.db import is_postgresql
 from engine.models.outbox import QUEUED, SENDING
-from engine.outbox.store import OUTBOX, write_transaction
+from engine.outbox.store import OUTBOX, RUN, write_transaction
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class ClaimedRow:
     recipient: str | None
     scheduled_at: dt.datetime
     attempts: int  # including the one in progress
+    campaign: str | None = None  # the run's campaign and segment: what the contact costs depends on them
+    segment: str | None = None
 
     @property
     def key(self) -> str:
@@ -56,6 +60,8 @@ _RETURNED = (
     OUTBOX.c.recipient,
     OUTBOX.c.scheduled_at,
     OUTBOX.c.attempts,
+    select(RUN.c.campaign).where(RUN.c.id == OUTBOX.c.run_id).scalar_subquery().label("campaign"),
+    select(RUN.c.segment).where(RUN.c.id == OUTBOX.c.run_id).scalar_subquery().label("segment"),
 )
 
 

@@ -1,8 +1,10 @@
 """Recording what happened to each claimed row: its state, why, and what the contact cost.
 
 * sent: ``sent`` (``delivered`` for a Maildir, which is the mailbox itself),
-  with the reference (Message-ID, file), the time and the channel's
-  ``unit_cost`` at that moment: finance's actual cost;
+  with the reference (Message-ID, file), the time and the unit cost in force
+  on the business day of sending for the row's channel, campaign and segment
+  (:class:`SendPrices`, from ``[channels.*].prices``): finance's actual cost
+  is recorded contacts x that unit cost;
 * a temporary failure (4xx, timeout, dropped connection): ``queued`` again at
   ``now + retry_after * 2 ** (attempts - 1)``, until ``max_attempts`` is
   used up, then ``failed``;
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -28,7 +31,9 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, or_, update
 
+from engine.budget.unit_costs import UnitCosts
 from engine.channels.base import DeliveryResult, DeliveryStatus
+from engine.config import Config
 from engine.errors import ConfigError
 from engine.models.outbox import BOUNCED, COMMITTING, DELIVERED, FAILED, QUEUED, SENDING, SENT
 from engine.outbox.claim import ClaimedRow
@@ -55,6 +60,24 @@ class Outcome:
     reference: str | None = None
     retry_at: dt.datetime | None = None  # when a ``queued`` row is due again
     recipient: str | None = None  # the address a bounce suppresses
+
+
+@dataclass(frozen=True)
+class SendPrices:
+    """What a contact costs when it is made: the price list on the business day of sending."""
+
+    costs: UnitCosts
+    zone: zoneinfo.ZoneInfo
+
+    @classmethod
+    def from_config(cls, config: Config) -> SendPrices:
+        """The prices of ``[channels.*]`` in the business time zone of ``[engine]``."""
+        return cls(UnitCosts(config.settings.channels), zoneinfo.ZoneInfo(config.settings.engine.timezone))
+
+    def at(self, channel: str, sent_at: dt.datetime, *, campaign: str | None, segment: str | None) -> Decimal:
+        """The unit cost of a contact on ``channel`` made at ``sent_at`` for ``campaign`` and ``segment``."""
+        day = sent_at.astimezone(self.zone).date()
+        return self.costs.at(channel, day, campaign=campaign, segment=segment)
 
 
 def is_hard_bounce(answer: str | None) -> bool:
@@ -104,9 +127,12 @@ def decide(
 
 
 def record(
-    engine: Engine, worker_id: str, outcomes: Sequence[Outcome], *, unit_cost: Decimal, now: dt.datetime
+    engine: Engine, worker_id: str, outcomes: Sequence[Outcome], *, prices: SendPrices, now: dt.datetime
 ) -> None:
-    """Write every outcome in one transaction (one statement per kind of outcome)."""
+    """Write every outcome in one transaction (one statement per kind of outcome).
+
+    A contact made records ``sent_at = now`` and the unit cost ``prices`` give for it on that day.
+    """
     owned = (
         OUTBOX.c.id == bindparam("row_id"),
         OUTBOX.c.claimed_by == worker_id,
@@ -120,7 +146,7 @@ def record(
             detail=bindparam("new_detail"),
             reference=bindparam("new_reference"),
             sent_at=now,
-            unit_cost=unit_cost,
+            unit_cost=bindparam("new_unit_cost"),
             updated_at=now,
         )
     )
@@ -145,7 +171,14 @@ def record(
         values = {"row_id": outcome.row.id, "new_detail": outcome.detail}
         if outcome.state in CONTACTED:
             groups[contacted].append(
-                {**values, "new_state": outcome.state, "new_reference": outcome.reference}
+                {
+                    **values,
+                    "new_state": outcome.state,
+                    "new_reference": outcome.reference,
+                    "new_unit_cost": prices.at(
+                        outcome.row.channel, now, campaign=outcome.row.campaign, segment=outcome.row.segment
+                    ),
+                }
             )
         elif outcome.state == QUEUED:
             groups[retried].append({**values, "new_scheduled_at": outcome.retry_at})

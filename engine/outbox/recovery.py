@@ -9,7 +9,9 @@ the rows a dead worker held:
 * ``sending`` -> ``queued``: the server never got the whole message (the
   worker had not reached the point of no return), so it is sent again;
 * ``committing`` -> ``sent``: the worker had passed the point of no return
-  (the server had the final ``.``), so sending again would make a duplicate.
+  (the server had the final ``.``), so sending again would make a duplicate;
+  it is recorded as sent when the worker last touched it, at the unit cost in
+  force that business day for its campaign and segment (as the worker records).
 
 A dead worker is marked stopped; if it was only slow, its next heartbeat
 finds that out and it stops claiming (it is fenced), and whatever it still
@@ -29,12 +31,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
 
-from engine.channel_settings import CHANNEL_NAMES
 from engine.channels.base import message_id
 from engine.config import Config
 from engine.models.outbox import COMMITTING, QUEUED, SENDING, SENT
 from engine.models.types import utcnow
-from engine.outbox.store import OUTBOX, WORKER, write_transaction
+from engine.outbox.record import SendPrices
+from engine.outbox.store import OUTBOX, RUN, WORKER, write_transaction
 
 HEARTBEAT_EVERY = 10.0  # seconds between heartbeats
 DEAD_AFTER = dt.timedelta(minutes=2)  # a heartbeat older than this: the worker is dead
@@ -135,9 +137,8 @@ def settle(engine: Engine, config: Config, worker_ids: Collection[str], now: dt.
     summary = RecoverySummary(dead_workers=sorted(worker_ids))
     if not worker_ids:
         return summary
-    channels = config.settings.channels
-    domain = channels.email.domain
-    costs = {name: channels.get(name).unit_cost for name in CHANNEL_NAMES}
+    domain = config.settings.channels.email.domain
+    prices = SendPrices.from_config(config)
     held = OUTBOX.c.claimed_by.in_(list(worker_ids))
     with write_transaction(engine) as connection:
         summary.requeued = connection.execute(
@@ -153,7 +154,11 @@ def settle(engine: Engine, config: Config, worker_ids: Collection[str], now: dt.
                 OUTBOX.c.step,
                 OUTBOX.c.channel,
                 OUTBOX.c.updated_at,
-            ).where(OUTBOX.c.state == COMMITTING, held)
+                RUN.c.campaign,
+                RUN.c.segment,
+            )
+            .select_from(OUTBOX.outerjoin(RUN, RUN.c.id == OUTBOX.c.run_id))
+            .where(OUTBOX.c.state == COMMITTING, held)
         ).all()
         if committing:
             connection.execute(
@@ -174,7 +179,9 @@ def settle(engine: Engine, config: Config, worker_ids: Collection[str], now: dt.
                         "new_reference": message_id(f"{row.run_id}:{row.customer_id}:{row.step}", domain)
                         if row.channel == "email"
                         else None,
-                        "new_unit_cost": costs.get(row.channel, 0),
+                        "new_unit_cost": prices.at(
+                            row.channel, row.updated_at, campaign=row.campaign, segment=row.segment
+                        ),
                     }
                     for row in committing
                 ],

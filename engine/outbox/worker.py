@@ -58,7 +58,7 @@ from engine.outbox.claim import ClaimedRow, claim, count_due
 from engine.outbox.compose import Batch, Composer
 from engine.outbox.journal import OutboxJournal
 from engine.outbox.rate_limit import TokenBucket
-from engine.outbox.record import Outcome, decide, record, suppress_bounces
+from engine.outbox.record import Outcome, SendPrices, decide, record, suppress_bounces
 from engine.outbox.recovery import (
     RECOVERED_SENT,
     Heartbeat,
@@ -172,6 +172,7 @@ class _Drainer:
         self.poll_every = poll_every
         self.recover_every = recover_every
         self.composer = Composer(engine, config)
+        self.prices = SendPrices.from_config(config)
         self.journal = OutboxJournal(engine, self.worker_id, clock=clock)
         self._opened: dict[str, tuple[dt.date, Channel]] = {}
 
@@ -268,7 +269,7 @@ class _Drainer:
                 await self._pause(self.poll_every)
                 continue
             outcomes = await self._send(name, rows, now, bucket)
-            record(self.engine, self.worker_id, outcomes, unit_cost=settings.unit_cost, now=self.clock())
+            record(self.engine, self.worker_id, outcomes, prices=self.prices, now=self.clock())
             suppress_bounces(self.engine, outcomes, region=self.config.settings.engine.default_region)
             self.summary.add(name, outcomes)
             if self.progress is not None:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, insert, select, update
 
 from engine.campaigns.loading import load_campaigns
+from engine.campaigns.materialise import CONTROL_HASH, control_size
 from engine.campaigns.runner import advance, start_run
 from engine.config import Config, load_config
 from engine.models import ContactResponse, OutboxMessage, Suppression
@@ -18,7 +19,7 @@ from engine.models import outbox as states
 from engine.rules.bucket import bucket_of
 from engine.segments import refresh_segments
 from engine.suppression import suppress
-from tests.factories import add_customer, add_purchase, utc
+from tests.factories import CUSTOMER, add_customer, add_purchase, utc
 
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 RESPONSE = ContactResponse.__table__  # type: ignore[attr-defined]
@@ -82,33 +83,82 @@ def states_of(db: Engine, run_id: int) -> dict[int, str]:
 NOON = utc(2026, 3, 2, 9)  # 12:00 in Moscow, a Monday
 
 
+def lowest_hashes(customers: list[int], key: str, n: int) -> set[int]:
+    """The ``n`` customers the control group of campaign ``key`` takes first."""
+    return set(sorted(customers, key=lambda c: (bucket_of(c, CONTROL_HASH, f"control:{key}"), c))[:n])
+
+
+@pytest.mark.parametrize(
+    ("share", "reachable", "size"),
+    [("0.10", 101, 10), ("0.10", 105, 11), ("0.10", 104, 10), ("0.25", 2, 1), ("0.5", 1, 1), ("0", 50, 0)],
+)
+def test_control_size_rounds_half_up(share: str, reachable: int, size: int) -> None:
+    assert control_size(Decimal(share), reachable) == size
+    assert control_size(Decimal(share), 0) == 0
+
+
 def test_every_member_gets_one_recorded_state_and_a_rerun_changes_nothing(db, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    config = setup(write_config, tmp_path, {"hello": campaign("control_group = 0.25")})
+    config = setup(write_config, tmp_path, {"hello": campaign("control_group = 0.10")})
     with db.begin() as connection:
-        ids = [add_customer(connection, email=f"c{n}@example.com", consent_email=True) for n in range(40)]
+        ids = [add_customer(connection, email=f"c{n}@example.com", consent_email=True) for n in range(101)]
         no_consent = add_customer(connection, email="nc@example.com", consent_email=False)
         no_address = add_customer(connection, consent_email=True)
         suppressed = add_customer(connection, email="gone@example.com", consent_email=True)
     suppress(db, "email", "GONE@example.com", "unsubscribe")
     refresh_segments(db, config, now=NOON)
     hello = load_campaigns(config)["hello"]
+    unreachable = {
+        no_consent: states.NO_CONSENT,
+        no_address: states.NO_ADDRESS,
+        suppressed: states.SUPPRESSED,
+    }
+    # the unreachable would be among the lowest hashes if they could be drawn: the draw must skip them
+    assert lowest_hashes([*ids, *unreachable], "hello", 10) != lowest_hashes(ids, "hello", 10)
 
     first = start_run(db, config, hello, scheduled_for=NOON, now=NOON)
     found = states_of(db, first.run_id)
-    control = {
-        c for c in [*ids, no_consent, no_address, suppressed] if bucket_of(c, 10_000, "control:hello") < 2500
-    }
-    assert {c for c, s in found.items() if s == states.CONTROL} == control
-    expected = {no_consent: states.NO_CONSENT, no_address: states.NO_ADDRESS, suppressed: states.SUPPRESSED}
-    for customer, state in expected.items():
-        if customer not in control:
-            assert found[customer] == state
-    queued = {c for c in ids if c not in control}
-    assert {c for c, s in found.items() if s == states.QUEUED} == queued
-    assert first.cost == Decimal("0.50") * len(queued)
+    # 10 % of 101 reachable customers: floor(10.1 + 0.5) = 10 in control, 91 queued
+    control = {c for c, s in found.items() if s == states.CONTROL}
+    assert len(control) == control_size(Decimal("0.10"), 101) == 10
+    assert control == lowest_hashes(ids, "hello", 10)
+    assert {c: found[c] for c in unreachable} == unreachable
+    queued = {c for c, s in found.items() if s == states.QUEUED}
+    assert queued == set(ids) - control and len(queued) == 91
+    assert first.counts == {states.CONTROL: 10, states.QUEUED: 91, **{s: 1 for s in unreachable.values()}}
+    assert first.cost == Decimal("0.50") * 91
 
     again = start_run(db, config, hello, scheduled_for=NOON, now=NOON + dt.timedelta(minutes=5))
     assert again.run_id == first.run_id and again.counts == first.counts
+    assert states_of(db, first.run_id) == found
+
+
+def test_the_control_group_is_drawn_among_the_reachable_and_stays_from_week_to_week(
+    db, write_config, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    text = campaign("control_group = 0.25").replace(
+        "at = 2026-03-02T12:00:00+03:00", 'schedule = "0 12 * * MON"'
+    )
+    config = setup(write_config, tmp_path, {"weekly": text})
+    with db.begin() as connection:
+        ids = [add_customer(connection, email=f"w{n}@example.com", consent_email=True) for n in range(30)]
+    refresh_segments(db, config, now=NOON)
+    weekly = load_campaigns(config)["weekly"]
+    first = start_run(db, config, weekly, scheduled_for=NOON, now=NOON)
+    drawn = {c for c, s in states_of(db, first.run_id).items() if s == states.CONTROL}
+    assert drawn == lowest_hashes(ids, "weekly", 8)  # 25 % of 30 = 7.5: rounds up to 8
+    # a week later two customers of the control group and two others withdrew their consent
+    gone = sorted(drawn)[:2] + sorted(set(ids) - drawn)[:2]
+    with db.begin() as connection:
+        connection.execute(update(CUSTOMER).where(CUSTOMER.c.id.in_(gone)).values(consent_email=False))
+    later = NOON + dt.timedelta(days=7)
+    second = start_run(db, config, weekly, scheduled_for=later, now=later)
+    found = states_of(db, second.run_id)
+    reachable = [c for c in ids if c not in gone]
+    again = {c for c, s in found.items() if s == states.CONTROL}
+    assert len(again) == control_size(Decimal("0.25"), 26) == 7  # 6.5 rounds up
+    assert again == lowest_hashes(reachable, "weekly", 7)
+    assert drawn - set(gone) <= again  # who was in control and can still be reached stays in control
+    assert {found[c] for c in gone} == {states.NO_CONSENT}
 
 
 def test_a_firing_later_than_max_lateness_is_recorded_expired(db, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -336,3 +386,36 @@ def test_calls_the_call_centre_cannot_make_before_the_end_are_outside_window(
             select(OUTBOX.c.detail).where(OUTBOX.c.state == states.OUTSIDE_WINDOW)
         ).scalar_one()
     assert detail == "the call centre's capacity is used up until the campaign ends"
+
+
+def test_each_row_costs_the_price_of_the_runs_business_day(db, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    prices = (
+        "\n[channels.sms]\nunit_cost = 2\nprices = [\n"
+        "  { from = 2026-03-02, unit_cost = 3 },\n"
+        '  { from = 2026-03-02, segment = "everyone", unit_cost = 4 },\n'
+        '  { from = 2026-03-02, campaign = "own", unit_cost = 5 },\n]\n'
+        '\n[segments.others]\nrule = "true"\n'
+    )
+    sms = '[[steps]]\nchannel = "sms"\ntemplate = "note.html.j2"\n'
+    others = campaign(steps=sms).replace('segment = "everyone"', 'segment = "others"')
+    campaigns = {"own": campaign(steps=sms), "member": campaign(steps=sms), "other": others}
+    early = campaign(steps=sms).replace("at = 2026-03-02T12:00:00+03:00", "at = 2026-03-01T12:00:00+03:00")
+    config = setup(write_config, tmp_path, {**campaigns, "early": early}, extra=prices)
+    with db.begin() as connection:
+        add_customer(connection, phone="+79161234567", consent_sms=True)
+    refresh_segments(db, config, now=NOON - dt.timedelta(days=1))
+    loaded = load_campaigns(config)
+    costs = {}
+    for key, fired in (
+        ("own", NOON),
+        ("member", NOON),
+        ("other", NOON),
+        ("early", NOON - dt.timedelta(days=1)),
+    ):
+        run = start_run(db, config, loaded[key], scheduled_for=fired, now=fired)
+        with db.connect() as connection:
+            costs[key] = connection.execute(
+                select(OUTBOX.c.unit_cost).where(OUTBOX.c.run_id == run.run_id)
+            ).scalar_one()
+    # the campaign's price, the segment's, the channel's dated price, then unit_cost before 2 March
+    assert costs == {"own": Decimal(5), "member": Decimal(4), "other": Decimal(3), "early": Decimal(2)}

@@ -98,8 +98,14 @@ def workspace(
     return load_config(path)
 
 
-def add_run(connection: Connection, campaign: str = "note", *, scheduled_for: dt.datetime = T0) -> int:
-    """A queued run of ``campaign``."""
+def add_run(
+    connection: Connection,
+    campaign: str = "note",
+    *,
+    scheduled_for: dt.datetime = T0,
+    segment: str = "everyone",
+) -> int:
+    """A queued run of ``campaign`` (for members of ``segment``)."""
     return int(
         connection.execute(
             insert(RUN)
@@ -108,7 +114,7 @@ def add_run(connection: Connection, campaign: str = "note", *, scheduled_for: dt
                 trigger="at",
                 scheduled_for=scheduled_for,
                 state=states.RUN_QUEUED,
-                segment="everyone",
+                segment=segment,
                 strategy="stimulation",
                 steps=2,
                 preparation_cost=Decimal(0),
