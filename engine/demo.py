@@ -21,6 +21,7 @@ from engine.catalogue import CUSTOMER, METRICS
 from engine.config import Config, load_config
 from engine.customers.importing import ImportSummary, import_customers
 from engine.db import make_engine
+from engine.demo_budget import DemoBudget, demo_budget_reports, write_demo_budget
 from engine.demo_campaigns import DemoCampaigns, run_campaign_day
 from engine.demo_data import DemoDataSummary, generate_demo_data
 from engine.metrics import business_today
@@ -56,6 +57,7 @@ class DemoResult:
     lifecycle: list[ClassShare]
     timezones: list[ClassShare]
     campaigns: DemoCampaigns
+    budget: DemoBudget
     seconds: float
 
 
@@ -212,7 +214,9 @@ def run_demo(
             else_=CUSTOMER.c.timezone,
         )
         timezones = _distribution(engine, zone)
+        write_demo_budget(folder, day)
         campaigns = run_campaign_day(engine, config, day)
+        budget = demo_budget_reports(engine, load_config(workspace_config), day)
     finally:
         engine.dispose()
     return DemoResult(
@@ -225,5 +229,6 @@ def run_demo(
         lifecycle=lifecycle,
         timezones=timezones,
         campaigns=campaigns,
+        budget=budget,
         seconds=time.perf_counter() - started,
     )

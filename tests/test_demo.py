@@ -6,6 +6,7 @@ import csv
 import email
 import email.policy
 import json
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -69,6 +70,23 @@ def test_demo_builds_a_workspace_that_the_other_commands_read(tmp_path: Path) ->
     assert listed == outbox["call"] > 0
 
     assert crm("plan", "--days", "31", env=env).returncode == 0
+
+    # the quarter's budget: printed, written for finance, and its actual is what the outbox recorded
+    assert "contact matrix" in result.stdout and "by strategy" in result.stdout
+    assert (folder / "budget.xlsx").stat().st_size > 0
+    assert "<img" in (folder / "budget.html").read_text(encoding="utf-8")
+    budget = json.loads(crm("budget", "--format", "json", env=env).stdout)
+    assert Decimal(budget["totals"]["plan"]) > 0 and budget["approved"]["total"] == "1500000"
+    engine = make_engine(config.database_url)
+    with engine.connect() as connection:
+        recorded = connection.execute(
+            select(func.sum(OUTBOX.c.unit_cost * OUTBOX.c.contacts)).where(
+                OUTBOX.c.state.in_(states.CONTACTED_STATES)
+            )
+        ).scalar_one()
+    engine.dispose()
+    contact_cost = sum(Decimal(line["contact_cost"]) for line in budget["actual"])
+    assert contact_cost == Decimal(str(recorded)).quantize(Decimal("0.01")) > 0
 
     again = crm("demo", "--dir", str(folder), "--customers", "1000", "--purchases", "5000", cwd=tmp_path)
     assert again.returncode == 0, again.stderr

@@ -37,6 +37,17 @@ def test_example_campaigns_are_shipped_with_the_package() -> None:
         assert (shipped / name).read_bytes() == (example / name).read_bytes(), name
 
 
+def test_example_budget_is_shipped_with_the_package() -> None:
+    from engine.budget.budget_files import load_budgets
+    from engine.campaigns.loading import load_campaigns
+
+    config = load_config(ROOT / "config.toml")
+    budgets = load_budgets(config, load_campaigns(config))
+    assert budgets.labels() == ["2027-Q1"]
+    shipped = ROOT / "engine" / "defaults" / "budgets" / "quarter.toml"
+    assert shipped.read_bytes() == (ROOT / "budgets" / "2027-Q1.toml").read_bytes()
+
+
 def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _write(tmp_path, '[engine]\ndatabase_url = "sqlite:///x.db"\ntimezone = "Europe/Moscow"\n')
     assert load_settings(path).engine.database_url == f"sqlite:///{tmp_path / 'x.db'}"  # beside the file
@@ -161,7 +172,7 @@ where = "in_segment('a')"
 def test_channel_policy_and_scheduler_sections_are_checked_with_their_lines(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
-        "[channels.email]\nunit_cost = -1\n\n[channels.call]\nwindow = \"19:00-19:00\"\n\n"
+        '[channels.email]\nunit_cost = -1\n\n[channels.call]\nwindow = "19:00-19:00"\n\n'
         '[contact_policy]\nmax_contacts = { email = "2/fortnight", fax = "1/day" }\n\n'
         '[scheduler]\ntrigger_every = "10s"\n',
     )
@@ -172,5 +183,5 @@ def test_channel_policy_and_scheduler_sections_are_checked_with_their_lines(tmp_
     assert f"{path}:5 channels.call.window: '19:00-19:00' is empty" in text
     assert f"{path}:8 contact_policy.max_contacts: '2/fortnight' is not a frequency cap" in text
     assert f"{path}:11 scheduler.trigger_every: '10s' is not a duration" in text
-    settings = load_settings(_write(tmp_path, '[scheduler]\nanniversary_at = 07:30:00\n'))
+    settings = load_settings(_write(tmp_path, "[scheduler]\nanniversary_at = 07:30:00\n"))
     assert settings.scheduler.anniversary_at.hour == 7 and settings.channels.email.domain == "shop.example"

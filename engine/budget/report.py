@@ -240,7 +240,7 @@ class BudgetReport:
     period: Period
     currency: str
     generated_at: dt.datetime
-    fingerprint: str  # of config.toml, campaigns/ and the budget file this report came from
+    fingerprint: str  # of config.toml and campaigns/ (and any what-if) this report came from
     lines: list[PlanLine]
     actual: list[ActualLine]
     approved: BudgetFile | None = None

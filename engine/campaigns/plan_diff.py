@@ -84,11 +84,13 @@ def _git(folder: Path, *args: str) -> bytes:
     return done.stdout
 
 
-def checkout_config(config_path: Path, rev: str, target: Path) -> Path:
-    """config.toml and campaigns/ at ``rev`` into ``target``; the config file's path there."""
+def checkout_config(
+    config_path: Path, rev: str, target: Path, folders: tuple[str, ...] = ("campaigns",)
+) -> Path:
+    """config.toml and ``folders`` beside it at ``rev`` into ``target``; the config file's path there."""
     folder = config_path.resolve().parent
     prefix = _git(folder, "rev-parse", "--show-prefix").decode().strip()
-    wanted = [f"{prefix}{config_path.name}", f"{prefix}campaigns"]
+    wanted = [f"{prefix}{config_path.name}", *(f"{prefix}{name}" for name in folders)]
     listed = _git(folder, "ls-tree", "-r", "--name-only", rev, "--", *wanted).decode().split()
     if f"{prefix}{config_path.name}" not in listed:
         raise ConfigFileError(str(config_path), f"not in git at {rev}: nothing to compare with")

@@ -12,6 +12,7 @@ import traceback
 import typer
 
 from engine.cli import (
+    budget,
     campaigns,
     customers,
     demo,
@@ -36,6 +37,7 @@ for module in (
     suppress,
     preview,
     campaigns,
+    budget,
     worker,
     scheduler,
     demo,

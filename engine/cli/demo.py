@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from engine.cli.app import console, state
+from engine.cli.budget import print_report
 from engine.cli.campaigns import steps_table
 from engine.demo import ClassShare, DemoResult, run_demo
 from engine.segments import list_segments
@@ -65,6 +66,13 @@ def _print(result: DemoResult) -> None:
         segments.add_row(info.name, f"{info.members or 0:,}", info.strategy or "-", info.rule.strip())
     console.print(segments)
     _print_campaigns(result)
+    console.print(
+        f"[bold]budget[/] of {result.budget.report.period.label}: contact matrix, plan, approved, actual"
+    )
+    print_report(result.budget.report)
+    console.print(
+        f"  for finance: {result.budget.workbook} (live formulas) and {result.budget.html}", soft_wrap=True
+    )
     crm = _program()
     console.print(f"built in {result.seconds:.1f} s. Look further with:")
     console.print(f"  export CRM_CONFIG={result.config_path}", soft_wrap=True)
@@ -72,6 +80,7 @@ def _print(result: DemoResult) -> None:
     console.print(f"  {crm} segments show lapsing_large --sql", soft_wrap=True)
     console.print(f"  {crm} customers show C000001", soft_wrap=True)
     console.print(f"  {crm} plan --days 31", soft_wrap=True)
+    console.print(f"  {crm} budget --set channels.call.unit_cost=55", soft_wrap=True)
     console.print(f"  {crm} preview winback --customer C000001", soft_wrap=True)
 
 

@@ -6,6 +6,7 @@ import json
 
 import typer
 
+from engine.budget.budget_files import budgets_folder, load_budgets
 from engine.campaigns import campaign_json_schema, load_campaigns
 from engine.campaigns.loading import campaigns_folder
 from engine.cli.app import console, state
@@ -29,7 +30,7 @@ def init() -> None:
 
 
 def validate() -> None:
-    """Check config.toml and campaigns/*.toml (rules, types, templates, references) without touching data.
+    """Check config.toml, campaigns/*.toml and budgets/*.toml (rules, types, references); no data touched.
 
     Example: crm validate
     Example: crm --config staging.toml validate
@@ -41,6 +42,9 @@ def validate() -> None:
         f"{len(config.metric_filters)} custom metrics"
     )
     console.print(f"{campaigns_folder(config)}: ok — {len(campaigns)} campaigns", soft_wrap=True)
+    budgets = load_budgets(config, campaigns)
+    periods = ", ".join(budgets.labels()) or "none"
+    console.print(f"{budgets_folder(config)}: ok — {len(budgets.files)} budgets ({periods})", soft_wrap=True)
 
 
 def schema() -> None:
