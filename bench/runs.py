@@ -9,10 +9,11 @@ and a small jinja template, a 5 % control group, quiet hours, a frequency cap
 and a budget line that is never reached. Then it prints:
 
 (a) the time of ``start_run`` (the ``campaign_run`` row, one ``INSERT ...
-    SELECT`` deciding every outbox row's state in SQL: control group by hash,
-    consent, address, suppression, send time by zone out of quiet hours,
-    frequency cap; then the cap pre-emption, the budget trim and the run's
-    summary), against a baseline: a ``campaign_run`` row and one hand-written
+    SELECT`` deciding every outbox row's state in SQL: consent, address,
+    suppression, send time by zone out of quiet hours, frequency cap; then the
+    control group drawn by hash among the reachable (one UPDATE), the cap
+    pre-emption, the budget trim and the run's summary), against a baseline:
+    a ``campaign_run`` row and one hand-written
     ``INSERT INTO outbox (...) SELECT ... FROM segment_membership JOIN
     customer`` writing the same number of rows, whose state is only ``CASE
     WHEN consent_email THEN 'queued' ELSE 'no_consent' END`` (recipient the

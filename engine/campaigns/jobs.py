@@ -30,6 +30,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
 from sqlalchemy import Engine
 
+from engine.budget.budget_files import load_budgets
 from engine.campaigns.loading import CampaignFile, load_campaigns
 from engine.config import Config, load_config
 from engine.db import make_engine
@@ -124,6 +125,7 @@ def _load(config_path: str, key: str | None) -> tuple[Config, CampaignFile | Non
         if key is None:
             return config, None
         campaigns = load_campaigns(config)
+        load_budgets(config, campaigns)  # a run spends within them: a broken budget file stops it here
     except EngineError as exc:
         what = f"campaign {key}" if key else "housekeeping"
         log.error(

@@ -189,6 +189,22 @@ def test_an_invalid_budget_file_fails_the_run_rather_than_spend_unchecked(db, wr
         assert connection.execute(select(func.count()).select_from(OUTBOX)).scalar_one() == 0
 
 
+def test_the_scheduler_job_logs_a_broken_budget_file_and_fires_nothing(
+    db, write_config, tmp_path, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    from engine.campaigns.jobs import fire_campaign
+
+    config, _ = setup(
+        db, write_config, tmp_path, {"first": campaign(JANUARY)}, {"2027-Q1": 'period = "2027-Q1"\n'}
+    )
+    caplog.set_level("ERROR", logger="engine.scheduler")
+    fire_campaign(str(config.path), "first")
+    assert "campaign first not run: the configuration has errors" in caplog.text
+    assert "2027-Q1.toml" in caplog.text and "approved: required field is missing" in caplog.text
+    with db.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(RUN)).scalar_one() == 0
+
+
 def test_cents_add_up_exactly_on_both_databases(db, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
     # 0.10 + 0.10 + 0.10 is 0.30000000000000004 in binary floating point (SQLite's sums)
     text = campaign(JANUARY, preparation=0, extra="budget = 0.30")
