@@ -17,7 +17,7 @@ import zoneinfo
 from contextvars import ContextVar
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import phonenumbers
 from pydantic import (
@@ -45,6 +45,7 @@ Strategy = Literal["loyalty", "stimulation", "cost_reduction"]
 AttributeType = Literal["str", "int", "number", "bool", "date"]
 Aggregate = Literal["count", "sum", "avg", "max", "min"]
 STRATEGIES: tuple[str, ...] = ("loyalty", "stimulation", "cost_reduction")
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -317,6 +318,18 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str]:
         line = int(found.group(1)) if found else None
         message = str(exc)[: found.start()].strip() if found else str(exc)
         raise ConfigFileError(str(path), f"not valid TOML: {message}", line=line) from exc
+
+
+def read_model(path: Path, model: type[ModelT]) -> tuple[ModelT, str]:
+    """A TOML file validated by ``model``, and its text; every problem raised as :class:`ConfigErrors`."""
+    try:
+        data, text = read_toml(path)
+    except ConfigFileError as exc:
+        raise ConfigErrors([exc]) from exc
+    try:
+        return model.model_validate(data), text
+    except ValidationError as exc:
+        raise validation_errors(path, text, exc) from exc
 
 
 def _location(loc: tuple[Any, ...]) -> str:

@@ -31,14 +31,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.budget.period import Period
 from engine.budget.unit_costs import named_in_prices
 from engine.campaigns.loading import CampaignFile
 from engine.config import Config
 from engine.errors import ConfigError, ConfigErrors, ConfigValueError
-from engine.settings import Strategy, read_toml, validation_errors
+from engine.settings import Strategy, read_model
 from engine.toml_lines import find_line
 
 
@@ -207,13 +207,9 @@ def load_budgets(
     loaded: list[tuple[BudgetFile, str]] = []
     for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
         try:
-            data, text = read_toml(path)
-            definition = BudgetDefinition.model_validate(data)
-        except ConfigError as exc:
-            errors.append(exc)
-            continue
-        except ValidationError as exc:
-            errors.extend(validation_errors(path, text, exc).errors)
+            definition, text = read_model(path, BudgetDefinition)
+        except ConfigErrors as exc:
+            errors.extend(exc.errors)
             continue
         problems = _check_allocations(path, text, definition, campaigns)
         period = Period.parse(definition.period)

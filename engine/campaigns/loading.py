@@ -18,14 +18,13 @@ from pathlib import Path
 
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import ValidationError
 
 from engine.campaigns.definition import RESPONSE_CONDITIONS, Campaign
 from engine.campaigns.schedules import BusinessCronTrigger
 from engine.config import Config
 from engine.errors import ConfigError, ConfigErrors, ConfigValueError, RuleError
 from engine.rules import RuleType, compile_expression, compile_rule
-from engine.settings import read_toml, validation_errors
+from engine.settings import read_model
 from engine.toml_lines import find_line
 
 
@@ -114,13 +113,9 @@ def load_campaigns(config: Config, folder: Path | None = None) -> dict[str, Camp
     errors: list[ConfigError] = []
     for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
         try:
-            data, text = read_toml(path)
-            campaign = Campaign.model_validate(data)
-        except ConfigError as exc:
-            errors.append(exc)
-            continue
-        except ValidationError as exc:
-            errors.extend(validation_errors(path, text, exc).errors)
+            campaign, text = read_model(path, Campaign)
+        except ConfigErrors as exc:
+            errors.extend(exc.errors)
             continue
         problems = _check_against_config(path, text, campaign, config, templates)
         if problems:
