@@ -67,11 +67,10 @@ if str(BENCH) not in sys.path:  # run as a script: the other benchmarks are modu
 from segments import (  # noqa: E402  (segments.py also puts the checkout on sys.path)
     POSTGRES_SERVER,
     Timing,
-    _counts,
     analyze,
     database,
+    ensure_data,
     extra_indexes,
-    generate,
     peak_rss_mib,
     timed,
 )
@@ -234,21 +233,8 @@ def default_at() -> dt.datetime:
 def prepare(engine: Engine, url: str, args: argparse.Namespace, config: Config, at: dt.datetime) -> None:
     """Customers and purchases (generated, or reused with ``--keep``), their metrics and the segment."""
     upgrade(engine)
-    have = _counts(engine)
     as_of = at.astimezone(zoneinfo.ZoneInfo(ZONE)).date()
-    if have == (args.customers, args.purchases) and args.keep:
-        print("data: reused")
-    elif have != (0, 0):
-        raise SystemExit(
-            f"the database holds {have[0]:,} customers and {have[1]:,} purchases: "
-            "use an empty one, or the same sizes with --keep"
-        )
-    else:
-        print("data: generating inside the database ...", flush=True)
-        loader = make_engine(url)  # its own connection: the big cache must not reach the runs
-        seconds = generate(loader, args.customers, args.purchases, int(at.timestamp()))
-        loader.dispose()
-        print(f"data: generated in {seconds:.1f} s")
+    ensure_data(engine, url, args.customers, args.purchases, keep=args.keep, now=int(at.timestamp()))
     with engine.connect() as connection:
         metrics = connection.exec_driver_sql("SELECT count(*) FROM customer_metrics").scalar_one()
     if args.purchases and not metrics:

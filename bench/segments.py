@@ -491,6 +491,28 @@ def _counts(engine: Engine) -> tuple[int, int]:
     return customers, purchases
 
 
+def ensure_data(engine: Engine, url: str, customers: int, purchases: int, *, keep: bool, now: int) -> bool:
+    """Generate customers and purchases inside the database, or reuse them (``--keep``); True if generated.
+
+    A database that holds other counts is refused: the figures would not be comparable.
+    """
+    have = _counts(engine)
+    if have == (customers, purchases) and keep:
+        print("data: reused")
+        return False
+    if have != (0, 0):
+        raise SystemExit(
+            f"the database holds {have[0]:,} customers and {have[1]:,} purchases: "
+            "use an empty one, or the same sizes with --keep"
+        )
+    print("data: generating inside the database ...", flush=True)
+    loader = make_engine(url)  # its own connection: the big cache must not reach what is measured
+    seconds = generate(loader, customers, purchases, now)
+    loader.dispose()
+    print(f"data: generated in {seconds:.1f} s")
+    return True
+
+
 # -- the benchmark -------------------------------------------------------------------------------
 
 
@@ -526,21 +548,10 @@ def run(args: argparse.Namespace) -> None:
             f"repeat {args.repeat}"
         )
         upgrade(engine)
-        have = _counts(engine)
-        if have == (args.customers, args.purchases) and args.keep:
-            print("data: reused")
+        if not ensure_data(
+            engine, url, args.customers, args.purchases, keep=args.keep, now=int(now.timestamp())
+        ):
             analyze(engine)
-        elif have != (0, 0):
-            raise SystemExit(
-                f"the database holds {have[0]:,} customers and {have[1]:,} purchases: "
-                "use an empty one, or the same sizes with --keep"
-            )
-        else:
-            print("data: generating inside the database ...", flush=True)
-            loader = make_engine(url)  # its own connection: the big cache must not reach the refresh
-            seconds = generate(loader, args.customers, args.purchases, int(now.timestamp()))
-            loader.dispose()
-            print(f"data: generated in {seconds:.1f} s")
 
         with extra_indexes(engine, args.index):
             measure(engine, url, args, config, as_of, now)

@@ -54,46 +54,76 @@ def _recipient(channel: str) -> ColumnElement[Any]:
     return func.coalesce(CUSTOMER.c.company, name)
 
 
-def _reachable(channel: str, joins: list[tuple[Any, ColumnElement[bool]]]) -> ColumnElement[bool]:
-    """Consent, an address and no suppression on ``channel``, as the runner decides it."""
+def _reachable(channel: str, listed: set[str], joins: list[tuple[Any, ColumnElement[bool]]]) -> Any:
+    """Consent, an address and no suppression on ``channel``, as the runner decides it.
+
+    The suppression list is looked up only for channels it has entries for.
+    """
     recipient = _recipient(channel)
     consent = CUSTOMER.c[CONSENT[channel]].is_(True) if channel in CONSENT else true()
-    listed = SUPPRESSION.c.channel == channel
+    reachable = and_(consent, recipient.is_not(None), recipient != "")
+    if channel not in listed:
+        return reachable
+    on_channel = SUPPRESSION.c.channel == channel
     by_customer = (
         select(SUPPRESSION.c.customer_id)
-        .where(listed, SUPPRESSION.c.customer_id.is_not(None))
+        .where(on_channel, SUPPRESSION.c.customer_id.is_not(None))
         .distinct()
         .subquery(f"suppressed_{channel}_customer")
     )
     joins.append((by_customer, by_customer.c.customer_id == CUSTOMER.c.id))
     suppressed: ColumnElement[bool] = by_customer.c.customer_id.is_not(None)
     if channel != "meeting":
-        by_address = select(SUPPRESSION.c.address).where(listed).distinct().subquery(f"suppressed_{channel}")
+        by_address = (
+            select(SUPPRESSION.c.address).where(on_channel).distinct().subquery(f"suppressed_{channel}")
+        )
         joins.append((by_address, by_address.c.address == recipient))
         suppressed = or_(suppressed, by_address.c.address.is_not(None))
-    return and_(consent, recipient.is_not(None), recipient != "", ~suppressed)
+    return and_(reachable, ~suppressed)
+
+
+def _reach_codes(connection: Connection, channels: Sequence[str], *, every_customer: bool) -> Any:
+    """Each customer once, with a code: bit ``i`` set when reachable on ``channels[i]``.
+
+    ``every_customer``: the population covers most customers (segment memberships), so
+    the codes are computed once per customer into a materialised CTE and the
+    memberships join it, rather than repeating the consent and suppression lookups
+    once per membership. A small population (last period's audience) joins the
+    lookups directly.
+    """
+    listed = set(connection.execute(select(SUPPRESSION.c.channel).distinct()).scalars())
+    joins: list[tuple[Any, ColumnElement[bool]]] = []
+    code: ColumnElement[Any] = literal(0)
+    for bit, channel in enumerate(channels):
+        code = code + case((_reachable(channel, listed, joins), literal(1 << bit)), else_=literal(0))
+    source: Any = CUSTOMER
+    for table, on in joins:
+        source = source.outerjoin(table, on)
+    return (
+        select(CUSTOMER.c.id.label("customer_id"), code.label("code")).select_from(source).subquery("reach")
+    )
 
 
 def _grouped(
-    connection: Connection, source: Any, key: ColumnElement[Any], where: Any, channels: Sequence[str]
+    connection: Connection,
+    source: Any,
+    customer_id: ColumnElement[Any],
+    key: ColumnElement[Any],
+    where: Any,
+    channels: Sequence[str],
+    *,
+    every_customer: bool,
 ) -> dict[str, Reach]:
-    joins: list[tuple[Any, ColumnElement[bool]]] = []
-    flags = [
-        case((_reachable(channel, joins), literal(1)), else_=literal(0)).label(f"reach_{channel}")
-        for channel in channels
-    ]
-    for table, on in joins:
-        source = source.outerjoin(table, on)
+    reach = _reach_codes(connection, channels, every_customer=every_customer)
     query: Select[Any] = (
-        select(key.label("population"), *flags, func.count().label("members"))
-        .select_from(source)
+        select(key.label("population"), reach.c.code, func.count().label("members"))
+        .select_from(source.join(reach, reach.c.customer_id == customer_id))
         .where(where)
-        .group_by(key, *flags)
+        .group_by(key, reach.c.code)
     )
     found: dict[str, Reach] = defaultdict(Reach)
-    for row in connection.execute(query):
-        population, *reach, members = row
-        pattern = frozenset(ch for ch, flag in zip(channels, reach, strict=True) if flag)
+    for population, code, members in connection.execute(query):
+        pattern = frozenset(ch for bit, ch in enumerate(channels) if int(code) & (1 << bit))
         found[str(population)].patterns[pattern] += members
     return found
 
@@ -105,9 +135,16 @@ def segment_reach(
     wanted, used = sorted(set(segments)), sorted(set(channels))
     if not wanted:
         return {}
-    source = MEMBERSHIP.join(CUSTOMER, CUSTOMER.c.id == MEMBERSHIP.c.customer_id)
     where = and_(MEMBERSHIP.c.segment.in_(wanted), MEMBERSHIP.c.left_at.is_(None))
-    found = _grouped(connection, source, MEMBERSHIP.c.segment, where, used)
+    found = _grouped(
+        connection,
+        MEMBERSHIP,
+        MEMBERSHIP.c.customer_id,
+        MEMBERSHIP.c.segment,
+        where,
+        used,
+        every_customer=True,
+    )
     return {segment: found.get(segment, Reach()) for segment in wanted}
 
 
@@ -127,10 +164,11 @@ def observed_reach(
         RUN.c.scheduled_for < literal(end, UtcDateTime()),
         RUN.c.state.in_((states.RUN_QUEUED, states.RUN_DONE)),
     )
-    source = OUTBOX.join(RUN, RUN.c.id == OUTBOX.c.run_id).join(
-        CUSTOMER, CUSTOMER.c.id == OUTBOX.c.customer_id
+    source = OUTBOX.join(RUN, RUN.c.id == OUTBOX.c.run_id)
+    step_0 = and_(fired, OUTBOX.c.step == 0)
+    found = _grouped(
+        connection, source, OUTBOX.c.customer_id, RUN.c.campaign, step_0, used, every_customer=False
     )
-    found = _grouped(connection, source, RUN.c.campaign, and_(fired, OUTBOX.c.step == 0), used)
     counted = connection.execute(select(RUN.c.campaign, func.count()).where(fired).group_by(RUN.c.campaign))
     runs = {str(key): int(n) for key, n in counted}
     return {key: found[key] for key in wanted if key in found}, runs
