@@ -72,11 +72,11 @@ if str(BENCH) not in sys.path:  # run as a script: the other benchmarks are modu
     sys.path.insert(0, str(BENCH))
 
 from segments import (  # noqa: E402  (segments.py also puts the checkout on sys.path)
-    POSTGRES_SERVER,
     Timing,
     _execute,
     analyze,
     database,
+    database_parser,
     ensure_data,
     extra_indexes,
     timed,
@@ -694,26 +694,13 @@ def next_quarter(day: dt.date) -> Period:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument(
-        "--database-url", help="benchmark on this database (default: a SQLite file in a temp dir)"
-    )
-    parser.add_argument(
-        "--postgresql",
-        nargs="?",
-        const=POSTGRES_SERVER,
-        metavar="SERVER_URL",
-        help=f"create a throw-away crm_bench_<random> database on this server (default {POSTGRES_SERVER})",
-    )
+    parser = database_parser(__doc__)
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument(
         "--purchases", type=int, default=2_000_000, help="for the metrics (ABC classes, lifecycle stages)"
     )
     parser.add_argument("--campaigns", type=int, default=CAMPAIGNS, help=f"campaign files (at least {FEW})")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each side (best is reported)")
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the database; reuse its data if sizes match"
-    )
     parser.add_argument(
         "--no-refresh", action="store_true", help="use the segment memberships already in the database"
     )

@@ -65,10 +65,10 @@ if str(BENCH) not in sys.path:  # run as a script: the other benchmarks are modu
     sys.path.insert(0, str(BENCH))
 
 from segments import (  # noqa: E402  (segments.py also puts the checkout on sys.path)
-    POSTGRES_SERVER,
     Timing,
     analyze,
     database,
+    database_parser,
     ensure_data,
     extra_indexes,
     peak_rss_mib,
@@ -550,23 +550,10 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument(
-        "--database-url", help="benchmark on this database (default: a SQLite file in a temp dir)"
-    )
-    parser.add_argument(
-        "--postgresql",
-        nargs="?",
-        const=POSTGRES_SERVER,
-        metavar="SERVER_URL",
-        help=f"create a throw-away crm_bench_<random> database on this server (default {POSTGRES_SERVER})",
-    )
+    parser = database_parser(__doc__)
     parser.add_argument("--customers", type=int, default=1_000_000, help="the segment and the run's audience")
     parser.add_argument("--purchases", type=int, default=5_000_000, help="for the metrics (the rank)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of (a) (best is reported)")
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the database; reuse its data if sizes match"
-    )
     parser.add_argument("--only", choices=["materialise", "memory"], help="measure (a) or (b) only")
     parser.add_argument(
         "--transport",

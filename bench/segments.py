@@ -491,6 +491,25 @@ def _counts(engine: Engine) -> tuple[int, int]:
     return customers, purchases
 
 
+def database_parser(doc: str | None) -> argparse.ArgumentParser:
+    """An argument parser with the options every bench shares: where the database is, and --keep."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0] if doc else None)
+    parser.add_argument(
+        "--database-url", help="benchmark on this database (default: a SQLite file in a temp dir)"
+    )
+    parser.add_argument(
+        "--postgresql",
+        nargs="?",
+        const=POSTGRES_SERVER,
+        metavar="SERVER_URL",
+        help=f"create a throw-away crm_bench_<random> database on this server (default {POSTGRES_SERVER})",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the database; reuse its data if sizes match"
+    )
+    return parser
+
+
 def ensure_data(engine: Engine, url: str, customers: int, purchases: int, *, keep: bool, now: int) -> bool:
     """Generate customers and purchases inside the database, or reuse them (``--keep``); True if generated.
 
@@ -676,23 +695,10 @@ def against_pandas(engine: Engine, results: list[SqlResult], repeat: int) -> Non
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument(
-        "--database-url", help="benchmark on this database (default: a SQLite file in a temp dir)"
-    )
-    parser.add_argument(
-        "--postgresql",
-        nargs="?",
-        const=POSTGRES_SERVER,
-        metavar="SERVER_URL",
-        help=f"create a throw-away crm_bench_<random> database on this server (default {POSTGRES_SERVER})",
-    )
+    parser = database_parser(__doc__)
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--purchases", type=int, default=5_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each query (best is reported)")
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the database; reuse its data if sizes match"
-    )
     parser.add_argument("--config", type=Path, default=CONFIG, help="config with the five [segments.*]")
     parser.add_argument("--as-of", type=dt.date.fromisoformat, help="business date (default today)")
     parser.add_argument(
