@@ -32,13 +32,14 @@ from engine.budget.what_if import apply_overrides
 from engine.campaigns.events import record_event
 from engine.campaigns.loading import load_campaigns
 from engine.campaigns.runner import start_run
-from engine.config import Config, load_config
+from engine.config import Config
 from engine.errors import ConfigErrors, ConfigValueError
 from engine.models import OutboxMessage
 from engine.models import outbox as states
 from engine.outbox.worker import drain
 from engine.segments import refresh_segments
 from engine.suppression import suppress
+from tests.campaigns.test_runner import setup as campaign_setup
 from tests.factories import add_customer, utc
 
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
@@ -90,16 +91,7 @@ def weekly(extra: str = "") -> str:
 
 
 def setup(write_config: Any, tmp_path: Path, campaigns: dict[str, str], extra: str = "") -> Config:
-    path = write_config(text=CONFIG + extra)
-    folder = tmp_path / "campaigns"
-    (folder / "templates").mkdir(parents=True, exist_ok=True)
-    (folder / "templates" / "note.html.j2").write_text(
-        "<p>Hi {{ customer.first_name }}</p>", encoding="utf-8"
-    )
-    (folder / "templates" / "call.md").write_text("Call {{ customer.first_name }}", encoding="utf-8")
-    for key, text in campaigns.items():
-        (folder / f"{key}.toml").write_text(text, encoding="utf-8")
-    return load_config(path)
+    return campaign_setup(write_config, tmp_path, campaigns, extra, config=CONFIG)
 
 
 def customers(db: Engine) -> None:

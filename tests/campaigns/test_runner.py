@@ -52,8 +52,11 @@ subject = "Hello {{ customer.first_name }}"
 """
 
 
-def setup(write_config: Any, tmp_path: Path, campaigns: dict[str, str], extra: str = "") -> Config:
-    path = write_config(text=CONFIG + extra)
+def setup(
+    write_config: Any, tmp_path: Path, campaigns: dict[str, str], extra: str = "", *, config: str = CONFIG
+) -> Config:
+    """config.toml (``config`` + ``extra``), the campaign files and their templates, checked."""
+    path = write_config(text=config + extra)
     folder = tmp_path / "campaigns"
     (folder / "templates").mkdir(parents=True, exist_ok=True)
     (folder / "templates" / "note.html.j2").write_text(
