@@ -690,7 +690,7 @@ def run(args: argparse.Namespace) -> None:
 
 def next_quarter(day: dt.date) -> Period:
     """The quarter after the one containing ``day``."""
-    return Period.containing(Period.containing(day).end + dt.timedelta(days=1))
+    return Period.containing(day).following()
 
 
 def main(argv: list[str] | None = None) -> None:

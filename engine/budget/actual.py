@@ -19,28 +19,48 @@ from sqlalchemy import ColumnElement, Connection, and_, func, literal, select
 from sqlalchemy.sql import Subquery
 
 from engine.budget.period import Period
-from engine.budget.report import CENT, ActualLine
-from engine.campaigns.materialise import OUTBOX, RUN
-from engine.models import UtcDateTime
+from engine.budget.report import ActualLine, as_money
+from engine.models import CampaignRun, OutboxMessage, UtcDateTime
 from engine.models import outbox as states
+
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+RUN = CampaignRun.__table__  # type: ignore[attr-defined]
 
 #: runs that count as having run: their audience was queued
 RAN_STATES = (states.RUN_RUNNING, states.RUN_QUEUED, states.RUN_DONE)
 
 
-def first_runs(period_start: dt.datetime, period_end: dt.datetime) -> tuple[Subquery, ColumnElement[bool]]:
-    """A subquery of each campaign's first run that ran, restricted to those inside [start, end)."""
-    first = (
-        select(RUN.c.campaign, func.min(RUN.c.scheduled_for).label("first_at"))
-        .where(RUN.c.state.in_(RAN_STATES))
-        .group_by(RUN.c.campaign)
-        .subquery("first_run")
+def first_runs(
+    period_start: dt.datetime, period_end: dt.datetime, scope: ColumnElement[bool] | None = None
+) -> Subquery:
+    """The first run of each campaign (``scope`` selects which runs; None: all) when it falls in the period.
+
+    A run counts when it ran (running, queued or done); the first one carries the
+    campaign's preparation cost, in the period it falls in.
+    """
+    ranked = select(
+        RUN.c.id,
+        RUN.c.campaign,
+        RUN.c.strategy,
+        RUN.c.segment,
+        RUN.c.scheduled_for,
+        RUN.c.preparation_cost,
+        func.row_number()
+        .over(partition_by=RUN.c.campaign, order_by=(RUN.c.scheduled_for, RUN.c.id))
+        .label("nth"),
+    ).where(RUN.c.state.in_(RAN_STATES))
+    if scope is not None:
+        ranked = ranked.where(scope)
+    runs = ranked.subquery("ranked_runs")
+    return (
+        select(runs)
+        .where(
+            runs.c.nth == 1,
+            runs.c.scheduled_for >= literal(period_start, UtcDateTime()),
+            runs.c.scheduled_for < literal(period_end, UtcDateTime()),
+        )
+        .subquery("first_runs")
     )
-    inside = and_(
-        first.c.first_at >= literal(period_start, UtcDateTime()),
-        first.c.first_at < literal(period_end, UtcDateTime()),
-    )
-    return first, inside
 
 
 def actual_lines(connection: Connection, period: Period, zone: zoneinfo.ZoneInfo) -> list[ActualLine]:
@@ -76,19 +96,16 @@ def actual_lines(connection: Connection, period: Period, zone: zoneinfo.ZoneInfo
             channel,
             clients,
             Decimal(str(contacts or 0)),
-            Decimal(str(cost or 0)).quantize(CENT),
+            as_money(cost),
         )
-    first, inside = first_runs(start, end)
+    first = first_runs(start, end)
     first_channel = (
         select(func.min(OUTBOX.c.channel))
-        .where(OUTBOX.c.run_id == RUN.c.id, OUTBOX.c.step == 0)
+        .where(OUTBOX.c.run_id == first.c.id, OUTBOX.c.step == 0)
         .scalar_subquery()
     )
-    on_first = and_(first.c.campaign == RUN.c.campaign, first.c.first_at == RUN.c.scheduled_for)
     prepared = connection.execute(
-        select(RUN.c.campaign, RUN.c.strategy, RUN.c.segment, RUN.c.preparation_cost, first_channel)
-        .select_from(RUN.join(first, on_first))
-        .where(inside)
+        select(first.c.campaign, first.c.strategy, first.c.segment, first.c.preparation_cost, first_channel)
     ).all()
     first_step: dict[str, int] = defaultdict(lambda: 0)
     for campaign, step in lines:

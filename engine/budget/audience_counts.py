@@ -19,10 +19,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, case, func, literal, or_, select, true
+from sqlalchemy import ColumnElement, Connection, and_, case, func, literal, not_, select
 from sqlalchemy.sql import Select
 
-from engine.campaigns.materialise import CONSENT, OUTBOX, RECIPIENT, RUN, SUPPRESSION
+from engine.campaigns.materialise import (
+    OUTBOX,
+    RUN,
+    SUPPRESSION,
+    Lookups,
+    consent_expression,
+    recipient_expression,
+    suppressed_expression,
+)
 from engine.catalogue import CUSTOMER, MEMBERSHIP
 from engine.models import UtcDateTime
 from engine.models import outbox as states
@@ -47,39 +55,17 @@ class Reach:
         return sum(n for pattern, n in self.patterns.items() if wanted <= pattern)
 
 
-def _recipient(channel: str) -> ColumnElement[Any]:
-    if channel in RECIPIENT:
-        return CUSTOMER.c[RECIPIENT[channel]]
-    name = func.trim(func.coalesce(CUSTOMER.c.first_name, "") + " " + func.coalesce(CUSTOMER.c.last_name, ""))
-    return func.coalesce(CUSTOMER.c.company, name)
-
-
-def _reachable(channel: str, listed: set[str], joins: list[tuple[Any, ColumnElement[bool]]]) -> Any:
-    """Consent, an address and no suppression on ``channel``, as the runner decides it.
+def _reachable(channel: str, listed: set[str], lookups: Lookups) -> ColumnElement[bool]:
+    """Consent, an address and no suppression on ``channel``: the runner's own expressions.
 
     The suppression list is looked up only for channels it has entries for.
     """
-    recipient = _recipient(channel)
-    consent = CUSTOMER.c[CONSENT[channel]].is_(True) if channel in CONSENT else true()
-    reachable = and_(consent, recipient.is_not(None), recipient != "")
+    recipient = recipient_expression(channel)
+    reachable = and_(consent_expression(channel), recipient.is_not(None), recipient != "")
     if channel not in listed:
         return reachable
-    on_channel = SUPPRESSION.c.channel == channel
-    by_customer = (
-        select(SUPPRESSION.c.customer_id)
-        .where(on_channel, SUPPRESSION.c.customer_id.is_not(None))
-        .distinct()
-        .subquery(f"suppressed_{channel}_customer")
-    )
-    joins.append((by_customer, by_customer.c.customer_id == CUSTOMER.c.id))
-    suppressed: ColumnElement[bool] = by_customer.c.customer_id.is_not(None)
-    if channel != "meeting":
-        by_address = (
-            select(SUPPRESSION.c.address).where(on_channel).distinct().subquery(f"suppressed_{channel}")
-        )
-        joins.append((by_address, by_address.c.address == recipient))
-        suppressed = or_(suppressed, by_address.c.address.is_not(None))
-    return and_(reachable, ~suppressed)
+    suppressed = suppressed_expression(channel, recipient, lookups, name=f"suppressed_{channel}")
+    return and_(reachable, not_(suppressed))
 
 
 def _reach_codes(connection: Connection, channels: Sequence[str], *, every_customer: bool) -> Any:
@@ -92,16 +78,14 @@ def _reach_codes(connection: Connection, channels: Sequence[str], *, every_custo
     lookups directly.
     """
     listed = set(connection.execute(select(SUPPRESSION.c.channel).distinct()).scalars())
-    joins: list[tuple[Any, ColumnElement[bool]]] = []
+    lookups = Lookups()
     code: ColumnElement[Any] = literal(0)
     for bit, channel in enumerate(channels):
-        code = code + case((_reachable(channel, listed, joins), literal(1 << bit)), else_=literal(0))
-    source: Any = CUSTOMER
-    for table, on in joins:
-        source = source.outerjoin(table, on)
-    return (
-        select(CUSTOMER.c.id.label("customer_id"), code.label("code")).select_from(source).subquery("reach")
-    )
+        code = code + case((_reachable(channel, listed, lookups), literal(1 << bit)), else_=literal(0))
+    codes = select(CUSTOMER.c.id.label("customer_id"), code.label("code")).select_from(lookups.join(CUSTOMER))
+    if every_customer:
+        return codes.cte("reach").prefix_with("MATERIALIZED")
+    return codes.subquery("reach")
 
 
 def _grouped(

@@ -32,11 +32,13 @@ import datetime as dt
 import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import ColumnElement, Connection, and_, func, literal, not_, select
 
+from engine.budget.actual import first_runs
 from engine.budget.budget_files import BudgetFile, Budgets, load_budgets
+from engine.budget.report import as_money
 from engine.campaigns.definition import Campaign
 from engine.config import Config
 from engine.models import CampaignRun, OutboxMessage, UtcDateTime
@@ -49,9 +51,6 @@ RUN = CampaignRun.__table__  # type: ignore[attr-defined]
 PERIOD_STATES = (*states.WAITING_STATES, *states.CONTACTED_STATES)
 #: rows whose cost counts against a campaign's budget line (failed included, as ever)
 LINE_STATES = (*states.CAP_STATES, states.BOUNCED, states.FAILED)
-#: runs whose campaign has started: its preparation is spent
-STARTED_RUNS = (states.RUN_RUNNING, states.RUN_QUEUED, states.RUN_DONE)
-CENT = Decimal("0.01")
 
 
 class LimitedStep(Protocol):
@@ -84,10 +83,6 @@ class Limit:
         return self.amount - self.committed
 
 
-def _money(value: Any) -> Decimal:
-    return Decimal(str(value or 0)).quantize(CENT)
-
-
 def _period_limit(name: str, amount: Decimal, committed: Decimal) -> Limit:
     return Limit(name, amount, committed, f"{name} reached (committed {committed:.2f})")
 
@@ -107,7 +102,7 @@ def line_limit(connection: Connection, step: LimitedStep) -> Limit | None:
         .where(RUN.c.campaign == step.key, OUTBOX.c.state.in_(LINE_STATES), _not_this_step(step))
     ).scalar_one()
     reason = f"budget line {campaign.budget} reached (with preparation {campaign.preparation_cost})"
-    committed = campaign.preparation_cost + _money(spent)
+    committed = campaign.preparation_cost + as_money(spent)
     return Limit(f"campaign {step.key} budget line {campaign.budget}", campaign.budget, committed, reason)
 
 
@@ -125,22 +120,12 @@ def committed_in_period(
         .select_from(OUTBOX.join(RUN, RUN.c.id == OUTBOX.c.run_id))
         .where(OUTBOX.c.state.in_(PERIOD_STATES), when >= start, when < end, _not_this_step(step))
     )
-    runs = select(
-        RUN.c.scheduled_for,
-        RUN.c.preparation_cost,
-        func.row_number()
-        .over(partition_by=RUN.c.campaign, order_by=(RUN.c.scheduled_for, RUN.c.id))
-        .label("nth"),
-    ).where(RUN.c.state.in_(STARTED_RUNS))
     if scope is not None:
         contacts = contacts.where(scope)
-        runs = runs.where(scope)
-    first = runs.subquery("first_runs")
-    preparation = select(func.coalesce(func.sum(first.c.preparation_cost), 0)).where(
-        first.c.nth == 1, first.c.scheduled_for >= start, first.c.scheduled_for < end
-    )
+    first = first_runs(*bounds, scope)
+    preparation = select(func.coalesce(func.sum(first.c.preparation_cost), 0))
     total = connection.execute(select(contacts.scalar_subquery(), preparation.scalar_subquery())).one()
-    return _money(total[0]) + _money(total[1])
+    return as_money(total[0]) + as_money(total[1])
 
 
 def period_limits(

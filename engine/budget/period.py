@@ -2,9 +2,10 @@
 
 ``"2027-03"`` is March 2027, ``"2027-Q1"`` the first quarter, ``"2027"`` the
 year; ``{ start = 2027-01-15, end = 2027-02-14 }`` any span of whole days
-(``end`` inclusive). A period knows the one before it (for triggered
-campaigns planned from what they did last period) and its length in months
-(for an ``expected_audience`` given per month).
+(``end`` inclusive), also written ``"2027-01-15..2027-02-14"``. A period
+knows the ones before and after it (for triggered campaigns planned from what
+they did last period) and its length in months (for an ``expected_audience``
+given per month).
 """
 
 from __future__ import annotations
@@ -52,6 +53,14 @@ class Period:
                 raise ValueError(f"end {end} is before start {start}")
             return cls(f"{start}..{end}", start, end)
         text = str(spec).strip()
+        if ".." in text:  # the label of explicit dates: 2027-01-15..2027-02-14
+            begin, _, finish = text.partition("..")
+            try:
+                return cls.parse(
+                    {"start": dt.date.fromisoformat(begin), "end": dt.date.fromisoformat(finish)}
+                )
+            except ValueError as exc:
+                raise ValueError(f"{text!r} is not a period: {exc}") from exc
         if found := _QUARTER.match(text):
             year, quarter = int(found.group(1)), int(found.group(2))
             first = dt.date(year, 3 * quarter - 2, 1)
@@ -89,6 +98,14 @@ class Period:
             return Period.containing(self.start - dt.timedelta(days=1), self.kind)
         end = self.start - dt.timedelta(days=1)
         start = end - dt.timedelta(days=self.days - 1)
+        return Period(f"{start}..{end}", start, end)
+
+    def following(self) -> Period:
+        """The period of the same kind just after (same number of days for explicit dates)."""
+        if self.kind in ("month", "quarter", "year"):
+            return Period.containing(self.end + dt.timedelta(days=1), self.kind)
+        start = self.end + dt.timedelta(days=1)
+        end = start + dt.timedelta(days=self.days - 1)
         return Period(f"{start}..{end}", start, end)
 
     def months(self) -> Decimal:

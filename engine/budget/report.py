@@ -31,6 +31,11 @@ CENT = Decimal("0.01")
 DIMENSIONS = ("campaign", "strategy", "segment", "channel")
 
 
+def as_money(value: Any) -> Decimal:
+    """A sum the database returned (Decimal, float on SQLite, or NULL) as money to the cent."""
+    return Decimal(str(value or 0)).quantize(CENT)
+
+
 def money(value: Decimal) -> str:
     """Money as a string with two decimals (JSON keeps it exact)."""
     return str(value.quantize(CENT))

@@ -131,7 +131,8 @@ def variant_expression(key: str, campaign: Campaign) -> ColumnElement[Any]:
     return case(*bounds[:-1], else_=literal(campaign.variants[-1].name))
 
 
-def _recipient(channel: str) -> ColumnElement[Any]:
+def recipient_expression(channel: str) -> ColumnElement[Any]:
+    """The customer's address on ``channel`` (email, phone, postal address; a name for meetings)."""
     if channel in RECIPIENT:
         return CUSTOMER.c[RECIPIENT[channel]]
     # a meeting is arranged by the curator: the customer is named by company or name
@@ -139,13 +140,14 @@ def _recipient(channel: str) -> ColumnElement[Any]:
     return func.coalesce(CUSTOMER.c.company, name)
 
 
-def _consent(channel: str) -> ColumnElement[bool]:
+def consent_expression(channel: str) -> ColumnElement[bool]:
+    """True when the customer consents to ``channel`` (meetings need none)."""
     if channel in CONSENT:
         return CUSTOMER.c[CONSENT[channel]].is_(True)
     return true()
 
 
-class _Lookups:
+class Lookups:
     """Derived tables outer-joined to the audience, so each question is one hash join, not a subquery per row.
 
     A correlated ``EXISTS`` inside the state ``CASE`` runs once per customer, and
@@ -177,21 +179,27 @@ class _Lookups:
         return source
 
 
-def _suppressed(channel: str, recipient: ColumnElement[Any], lookups: _Lookups) -> ColumnElement[bool]:
+def suppressed_expression(
+    channel: str, recipient: ColumnElement[Any], lookups: Lookups, *, name: str = "suppressed"
+) -> ColumnElement[bool]:
+    """True when the customer or their address is on ``channel``'s suppression list.
+
+    ``name`` prefixes the derived tables, so several channels can be asked in one statement.
+    """
     listed = SUPPRESSION.c.channel == channel
     by_customer = lookups.has(
         select(SUPPRESSION.c.customer_id).where(listed, SUPPRESSION.c.customer_id.is_not(None)),
-        "suppressed_customer",
+        f"{name}_customer",
         CUSTOMER.c.id,
     )
     if channel == "meeting":
         return by_customer
-    by_address = lookups.has(select(SUPPRESSION.c.address).where(listed), "suppressed_address", recipient)
+    by_address = lookups.has(select(SUPPRESSION.c.address).where(listed), f"{name}_address", recipient)
     return or_(by_customer, by_address)
 
 
 def _only_if(
-    step_run: StepRun, config: Config, scope: CustomerScope, lookups: _Lookups
+    step_run: StepRun, config: Config, scope: CustomerScope, lookups: Lookups
 ) -> ColumnElement[bool]:
     """The step's ``only_if`` as SQL over the customer and the run's responses."""
     text = step_run.campaign.steps[step_run.step].only_if
@@ -269,18 +277,18 @@ def materialise_step(
     }
     scheduled = by_zone({name: t.send_at for name, t in times.items()}, default)
     scope = CustomerScope(config.fields, step_run.business_day)
-    lookups = _Lookups()
+    lookups = Lookups()
     rank = rank_expression(campaign, config, scope)
     only_if = _only_if(step_run, config, scope, lookups)
-    recipient = _recipient(channel)
+    recipient = recipient_expression(channel)
     audience = source.subquery("audience")
     end_limit = _end_limit(campaign, business_zone)
 
     whens: list[tuple[ColumnElement[bool], ColumnElement[str]]] = [
         (not_(func.coalesce(type_coerce(only_if, Boolean()), false())), literal(states.CONDITION_NOT_MET)),
-        (not_(_consent(channel)), literal(states.NO_CONSENT)),
+        (not_(consent_expression(channel)), literal(states.NO_CONSENT)),
         (or_(recipient.is_(None), recipient == ""), literal(states.NO_ADDRESS)),
-        (_suppressed(channel, recipient, lookups), literal(states.SUPPRESSED)),
+        (suppressed_expression(channel, recipient, lookups), literal(states.SUPPRESSED)),
     ]
     if end_limit is not None:
         whens.append((scheduled >= literal(end_limit, UtcDateTime()), literal(states.OUTSIDE_WINDOW)))
@@ -326,7 +334,7 @@ def materialise_step(
 
 
 def _cap_used(
-    channel: str, times: dict[str, Any], default: str, priority: int, lookups: _Lookups
+    channel: str, times: dict[str, Any], default: str, priority: int, lookups: Lookups
 ) -> ColumnElement[int]:
     """Contacts on ``channel`` in the customer's current cap window that this contact must respect."""
     other = OUTBOX.alias("counted")

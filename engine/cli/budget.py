@@ -42,16 +42,9 @@ def resolve_period(text: str | None, config: Config, today: dt.date | None = Non
                 return budget.period
         period = Period.containing(today, "quarter")
         for _ in range(abs(shift)):
-            period = (
-                Period.containing(period.end + dt.timedelta(days=1), "quarter")
-                if shift > 0
-                else period.previous()
-            )
+            period = period.following() if shift > 0 else period.previous()
         return period
     try:
-        if ".." in text:
-            start, _, end = text.partition("..")
-            return Period.parse({"start": dt.date.fromisoformat(start), "end": dt.date.fromisoformat(end)})
         return Period.parse(text)
     except ValueError as exc:
         raise ConfigValueError("--period", "period", str(exc)) from exc
