@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.table import Table
 
 from engine.budget.budget_diff import BudgetDiff, budget_diff
@@ -63,30 +64,28 @@ def _count(value: Decimal) -> str:
 
 
 def _totals_table(title: str, totals: list[Total], total: Total | None, currency: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for header in (
-        "",
-        "contacts",
-        f"plan {currency}",
-        "approved",
-        "actual",
-        "actual - plan",
-        "actual - approved",
-    ):
-        table.add_column(header, justify="left" if not header else "right")
-    table.add_column("headroom", justify="right")
+    """Plan against actual, and approved where something was (actual - approved is in every file format)."""
+    approved = any(row.approved is not None for row in totals)
+    columns = ["plan", "approved", "actual", "vs plan", "headroom"] if approved else [
+        "contacts", "plan", "actual", "vs plan"
+    ]  # fmt: skip
+    title += f" ({currency}; vs plan = actual - plan" + (", headroom = approved - plan)" if approved else ")")
+    table = Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+    )
+    table.add_column("", overflow="fold", min_width=14)
+    for header in columns:
+        table.add_column(header, justify="right", overflow="fold")
     for row in [*totals, *([total] if total else [])]:
-        table.add_row(
-            row.key,
-            _count(row.plan_contacts),
-            _money(row.plan),
-            _money(row.approved),
-            _money(row.actual),
-            _signed(row.against_plan),
-            _signed(row.against_approved),
-            _signed(row.headroom),
-            style="bold" if row is total else None,
-        )
+        values = {
+            "contacts": _count(row.plan_contacts),
+            "plan": _money(row.plan),
+            "approved": _money(row.approved),
+            "actual": _money(row.actual),
+            "vs plan": _signed(row.against_plan),
+            "headroom": _signed(row.headroom),
+        }
+        table.add_row(row.key, *(values[c] for c in columns), style="bold" if row is total else None)
     return table
 
 
@@ -109,9 +108,17 @@ def print_report(report: BudgetReport) -> None:
     if report.overrides:
         console.print("what-if: " + ", ".join(report.overrides), soft_wrap=True)
     title = "plan: unit cost x clients x contacts per client x runs + preparation"
-    lines = Table(title=title, title_justify="left")
-    for name in ("campaign", "step", "channel", "runs", "clients", "x", "unit cost", "preparation", "cost"):
-        lines.add_column(name, justify="left" if name in ("campaign", "channel") else "right", no_wrap=True)
+    lines = Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+    )
+    for name in ("campaign", "step", "channel", "runs", "clients", "x", "unit", "prep.", "cost"):
+        lines.add_column(
+            name,
+            justify="left" if name in ("campaign", "channel") else "right",
+            no_wrap=name != "campaign",
+            min_width=10 if name == "campaign" else None,
+            overflow="fold",
+        )
     traces: list[str] = []
     for line in report.lines:
         lines.add_row(
@@ -135,7 +142,12 @@ def print_report(report: BudgetReport) -> None:
     for text in dict.fromkeys(traces):
         console.print(f"  {text}", soft_wrap=True)
     matrix = report.matrix()
-    table = Table(title=f"contact matrix (contacts / {currency})", title_justify="left")
+    table = Table(
+        title=f"contact matrix (contacts / {currency})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     table.add_column("segment")
     for channel in matrix.channels:
         table.add_column(channel, justify="right")
