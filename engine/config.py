@@ -24,6 +24,7 @@ from engine.errors import (
     SegmentCycleError,
     UnknownFieldError,
 )
+from engine.loyalty.programme import Programme, compile_programmes
 from engine.rules import Catalogue, Rule, compile_rule
 from engine.settings import Settings, load_settings
 
@@ -46,6 +47,7 @@ class Config:
     segment_order: tuple[str, ...]
     scores: Mapping[str, tuple[ScoreIndicator, ...]]
     metric_filters: Mapping[str, Rule]
+    programmes: Mapping[str, Programme]
 
     @property
     def path(self) -> Path:
@@ -186,6 +188,8 @@ def check_settings(settings: Settings) -> Config:
                 line=settings.line_of(f"segments.{first}.rule"),
             )
         )
+    version = hashlib.sha256(settings.text.encode()).hexdigest()[:12]
+    programmes = compile_programmes(settings, fields, version, errors)
     if errors:
         raise ConfigErrors(errors)
     return Config(
@@ -195,6 +199,7 @@ def check_settings(settings: Settings) -> Config:
         segment_order=order,
         scores=scores,
         metric_filters=metric_filters,
+        programmes=programmes,
     )
 
 

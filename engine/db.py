@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session
@@ -98,3 +98,22 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 def is_postgresql(engine: Engine) -> bool:
     """True when ``engine`` talks to PostgreSQL."""
     return engine.dialect.name == "postgresql"
+
+
+@contextmanager
+def write_transaction(engine: Engine, *, durable: bool = True) -> Iterator[Connection]:
+    """A transaction that commits on success and rolls back on any error, holding the write lock."""
+    with engine.connect() as connection:
+        if is_postgresql(engine):
+            with connection.begin():
+                if not durable:
+                    connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                yield connection
+            return
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()

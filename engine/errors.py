@@ -15,7 +15,11 @@ with ``raise ... from exc``, so users read a sentence, never a traceback::
     │       └── UnknownFieldError         a name the catalogue does not know
     ├── ImportFileError (ValueError)      an import file that cannot be read at all
     ├── DatabaseError                     schema missing, cannot connect, migration failed
-    └── NotFoundError (LookupError)       a named thing that does not exist
+    ├── NotFoundError (LookupError)       a named thing that does not exist
+    └── LoyaltyError                      a ledger command refused: nothing was posted
+        ├── InsufficientPointsError       not enough available points
+        ├── IdempotencyConflictError      an idempotency key reused for a different request
+        └── HoldClosedError               a hold already captured, voided or timed out
 
 The CLI maps :class:`EngineError` to exit code 1 (user error) and anything else
 to exit code 2 (a bug).
@@ -135,3 +139,35 @@ class NotFoundError(EngineError, LookupError):
         if known:
             message += f" (known: {', '.join(sorted(known))})"
         super().__init__(message)
+
+
+class LoyaltyError(EngineError):
+    """A loyalty ledger command was refused; nothing was posted."""
+
+
+class InsufficientPointsError(LoyaltyError):
+    """The account cannot afford what was asked."""
+
+    def __init__(self, account: str, wanted: int, available: int) -> None:
+        self.wanted = wanted
+        self.available = available
+        super().__init__(f"{account}: {wanted} points asked, {available} available")
+
+
+class IdempotencyConflictError(LoyaltyError):
+    """An idempotency key already used for a different request."""
+
+    def __init__(self, programme: str, key: str, command: str) -> None:
+        self.key = key
+        super().__init__(
+            f"programme {programme!r}: key {key!r} was already used for a different {command}"
+            " request; a retry must send the same content, a new request needs a new key"
+        )
+
+
+class HoldClosedError(LoyaltyError):
+    """A hold that was already captured, voided or timed out."""
+
+    def __init__(self, key: str, state: str) -> None:
+        self.state = state
+        super().__init__(f"hold {key!r} is {state}: it cannot be captured or voided again")

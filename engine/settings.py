@@ -39,6 +39,7 @@ from pydantic_settings import (
 from engine.channel_settings import ChannelsSection, ContactPolicySection
 from engine.errors import ConfigErrors, ConfigFileError, ConfigValueError
 from engine.local_time import parse_duration
+from engine.loyalty_settings import LoyaltySection
 from engine.toml_lines import find_line, format_path
 
 Strategy = Literal["loyalty", "stimulation", "cost_reduction"]
@@ -247,6 +248,7 @@ class Settings(BaseSettings):
     channels: ChannelsSection = Field(default_factory=ChannelsSection)
     contact_policy: ContactPolicySection = Field(default_factory=ContactPolicySection)
     scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
+    loyalty: LoyaltySection = Field(default_factory=LoyaltySection)
     _path: Path = PrivateAttr(default=Path("config.toml"))
     _text: str = PrivateAttr(default="")
 

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from engine.models.customer import CONSENT_CHANNELS, LIFECYCLE_STAGES, Customer, CustomerSourceRecord
 from engine.models.import_batch import ImportBatch
+from engine.models.loyalty import (
+    LoyaltyAccount,
+    LoyaltyEntry,
+    LoyaltyLot,
+    LoyaltyOperation,
+    LoyaltyTierChange,
+)
 from engine.models.metrics import CustomerMetrics, CustomerMetricValue, CustomerScore
 from engine.models.outbox import CampaignRun, ContactResponse, CustomerEvent, OutboxMessage, OutboxWorker
 from engine.models.purchase import Purchase
@@ -26,6 +33,11 @@ __all__ = [
     "CustomerScore",
     "CustomerSourceRecord",
     "ImportBatch",
+    "LoyaltyAccount",
+    "LoyaltyEntry",
+    "LoyaltyLot",
+    "LoyaltyOperation",
+    "LoyaltyTierChange",
     "Money",
     "OutboxMessage",
     "OutboxWorker",

@@ -11,33 +11,11 @@ each other (busy timeout) instead of failing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from sqlalchemy import Connection, Engine
-
-from engine.db import is_postgresql
+from engine.db import write_transaction
 from engine.models import CampaignRun, OutboxMessage, OutboxWorker
+
+__all__ = ["OUTBOX", "RUN", "WORKER", "write_transaction"]
 
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 RUN = CampaignRun.__table__  # type: ignore[attr-defined]
 WORKER = OutboxWorker.__table__  # type: ignore[attr-defined]
-
-
-@contextmanager
-def write_transaction(engine: Engine, *, durable: bool = True) -> Iterator[Connection]:
-    """A transaction that commits on success and rolls back on any error, holding the write lock."""
-    with engine.connect() as connection:
-        if is_postgresql(engine):
-            with connection.begin():
-                if not durable:
-                    connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
-                yield connection
-            return
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.rollback()
-            raise
-        connection.commit()
