@@ -17,6 +17,7 @@ from engine.cli import (
     customers,
     demo,
     imports,
+    loyalty,
     preview,
     refresh,
     scheduler,
@@ -38,6 +39,7 @@ for module in (
     preview,
     campaigns,
     budget,
+    loyalty,
     worker,
     scheduler,
     demo,
@@ -48,7 +50,9 @@ for module in (
 def main(argv: list[str] | None = None) -> int:
     """Run ``crm`` and return its exit code (used by the console script and the tests)."""
     try:
-        app(args=argv, prog_name="crm", standalone_mode=False)
+        code = app(args=argv, prog_name="crm", standalone_mode=False)
+        if isinstance(code, int) and code:  # typer.Exit(n) from a command, e.g. a failed audit
+            return code
     except EngineError as exc:
         console_err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
         return 1
