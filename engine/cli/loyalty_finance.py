@@ -1,0 +1,173 @@
+"""``crm loyalty liability`` and ``crm loyalty settlement``: what the points are worth, and who pays whom."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import typer
+
+from engine.budget.period import Period
+from engine.cli.app import console, print_json, state
+from engine.config import Config
+from engine.errors import ConfigValueError
+from engine.loyalty import finance, finance_output
+from engine.loyalty.programme import Programme, programme_named
+
+FORMATS = ("table", "json", "csv", "xlsx")
+
+
+def _check_format(output_format: str, output: Path | None) -> None:
+    if output_format not in FORMATS:
+        raise ConfigValueError("--format", "format", f"{output_format!r} is not one of {', '.join(FORMATS)}")
+    if output_format == "xlsx" and output is None:
+        raise ConfigValueError(
+            "--output", "output", "--format xlsx writes a file: give it with --output FILE.xlsx"
+        )
+    if output_format == "table" and output is not None:
+        raise ConfigValueError("--output", "output", "--output is for --format json, csv or xlsx")
+
+
+def _period(text: str, option: str) -> Period:
+    try:
+        return Period.parse(text)
+    except ValueError as exc:
+        raise ConfigValueError(option, "period", str(exc)) from exc
+
+
+def parse_as_of(text: str, zone: ZoneInfo) -> dt.datetime:
+    """``--as-of``: a day (at its close: the next midnight in ``zone``) or an ISO instant (naive: in zone)."""
+    try:
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text)
+            return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=zone).astimezone(dt.UTC)
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigValueError(
+            "--as-of", "as_of", f"{text!r} is not a day (2026-12-31) or an instant (2026-12-31T18:00+03:00)"
+        ) from exc
+    return (moment if moment.tzinfo else moment.replace(tzinfo=zone)).astimezone(dt.UTC)
+
+
+def _chosen(config: Config, name: str | None) -> list[Programme]:
+    """The programme ``name``, or every programme without a name."""
+    if name is not None or not config.programmes:
+        return [programme_named(config.programmes, name)]
+    return list(config.programmes.values())
+
+
+def _write_text(rows: Iterable[list[str]], output: Path | None) -> None:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=";").writerows(finance_output.safe_rows(rows))
+    if output is None:
+        sys.stdout.write(buffer.getvalue())
+        return
+    output.write_text("\ufeff" + buffer.getvalue(), encoding="utf-8")
+    console.print(f"wrote {output}")
+
+
+def _write_json(data: dict[str, object], output: Path | None) -> None:
+    if output is None:
+        print_json(data)
+        return
+    import json
+
+    output.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    console.print(f"wrote {output}")
+
+
+def liability(
+    programme: str | None = typer.Option(
+        None, "--programme", "-p", help="one programme (default: every programme)"
+    ),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="a day (at its close, programme time) or an ISO instant; default now"
+    ),
+    period: str | None = typer.Option(
+        None, "--period", help="breakage period: 2027-03, 2027-Q1, 2027, START..END (default: as-of's year)"
+    ),
+    output_format: str = typer.Option("table", "--format", "-f", help="table | json | csv | xlsx"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="file to write (required for xlsx)"),
+) -> None:
+    """Outstanding points and what they are worth, by programme and issuing partner, with breakage.
+
+    Outstanding = pending + available + held, from the entries posted before --as-of.
+    Value = outstanding x point_value. Debt (points customers owe) is shown apart, never deducted.
+    Breakage = expired / issued, over --period and over the programme's lifetime.
+
+    Example: crm loyalty liability
+    Example: crm loyalty liability --programme bonus --as-of 2026-12-31 --format xlsx -o liability.xlsx
+    Example: crm loyalty liability --period 2026-Q4 --format json
+    """
+    _check_format(output_format, output)
+    config = state.config()
+    chosen = _chosen(config, programme)
+    zones = {p.zone.key for p in chosen}
+    zone = chosen[0].zone if len(zones) == 1 else ZoneInfo(config.settings.engine.timezone)
+    moment = parse_as_of(as_of, zone) if as_of is not None else None
+    report = finance.liability(
+        state.engine(config),
+        chosen,
+        as_of=moment,
+        period=_period(period, "--period") if period is not None else None,
+    )
+    if output_format == "table":
+        for renderable in finance_output.liability_tables(report):
+            console.print(renderable)
+    elif output_format == "json":
+        _write_json(report.as_dict(), output)
+    elif output_format == "csv":
+        _write_text(finance_output.liability_csv_rows(report), output)
+    else:
+        assert output is not None
+        finance_output.write_workbook(finance_output.build_liability_workbook(report), output)
+        console.print(f"wrote {output} (liability {report.value:,.2f} {report.currency})")
+
+
+def settlement(
+    period: str = typer.Argument(
+        ..., help="2027-03, 2027-Q1, 2027 or 2027-01-15..2027-02-14 (programme time)"
+    ),
+    programme: str | None = typer.Option(None, "--programme", "-p", help="default: the only programme"),
+    partner: str | None = typer.Option(None, "--partner", help="one partner (default: every partner)"),
+    output_format: str = typer.Option("table", "--format", "-f", help="table | json | csv | xlsx"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="file to write (required for xlsx)"),
+) -> None:
+    """What each coalition partner and the programme owe each other for a period.
+
+    Owed by the partner = points it issued (earned on its lots - clawed back) x price_per_point.
+    Owed to the partner = points burnt there (redeemed - returned by refunds) x burn_rate.
+    Net = owed by - owed to: positive, the partner pays the programme.
+
+    Example: crm loyalty settlement 2027-03
+    Example: crm loyalty settlement 2027-Q1 --partner fuel --format csv -o fuel-q1.csv
+    Example: crm loyalty settlement 2027 --programme coalition --format xlsx -o settlement-2027.xlsx
+    """
+    _check_format(output_format, output)
+    config = state.config()
+    chosen = programme_named(config.programmes, programme)
+    days = _period(period, "PERIOD")
+    start, end = finance.period_bounds(chosen, days)
+    report = finance.settlement(state.engine(config), chosen, start, end, partner=partner, label=days.label)
+    if output_format == "table":
+        for renderable in finance_output.settlement_tables(report):
+            console.print(renderable)
+    elif output_format == "json":
+        _write_json(report.as_dict(), output)
+    elif output_format == "csv":
+        _write_text(finance_output.settlement_csv_rows(report), output)
+    else:
+        assert output is not None
+        finance_output.write_workbook(finance_output.build_settlement_workbook(report), output)
+        console.print(f"wrote {output} (net {report.net:,.2f} {report.currency})")
+
+
+def register(group: typer.Typer) -> None:
+    """Add ``liability`` and ``settlement`` to the ``crm loyalty`` group."""
+    group.command("liability")(liability)
+    group.command("settlement")(settlement)
