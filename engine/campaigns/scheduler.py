@@ -6,8 +6,9 @@ second scheduler on another host sees the same jobs. Jobs come from the
 campaign files:
 
 * :func:`job_specs` turns the campaigns into wanted jobs (:class:`JobSpec`):
-  ``campaign:<key>`` for each campaign and ``engine:advance``, the
-  housekeeping every minute;
+  ``campaign:<key>`` for each campaign, ``engine:advance``, the
+  housekeeping every minute, and ``loyalty:<programme>``, each loyalty
+  programme's daily batch (:mod:`engine.loyalty.jobs`);
 * :func:`reconcile` makes the job store match: jobs are added, changed (their
   schedule or lateness changed: the next run is computed afresh) or removed;
   an unchanged job keeps its next run time, so a firing missed while the
@@ -68,6 +69,8 @@ from engine.config import Config, load_config
 from engine.db import make_engine, require_schema
 from engine.errors import DatabaseError, EngineError
 from engine.local_time import parse_duration
+from engine.loyalty.jobs import JOB_PREFIX as LOYALTY_PREFIX
+from engine.loyalty.jobs import RUN_PROGRAMME_BATCH, batch_schedule
 from engine.models import CampaignRun, SchedulerReload, utcnow
 
 log = logging.getLogger("engine.scheduler")
@@ -92,7 +95,7 @@ class SchedulerOptions:
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One job the campaign files ask for."""
+    """One job the campaign files (or the loyalty programmes) ask for."""
 
     id: str
     func: str  # importable reference, e.g. engine.campaigns.jobs:fire_campaign
@@ -100,6 +103,7 @@ class JobSpec:
     schedule: Schedule
     grace_seconds: int | None  # max lateness; None: run however late
     finished: str | None = None  # why nothing is left to schedule (a one-off that ran, an ended campaign)
+    programme: str | None = None  # the loyalty programme whose daily batch this is
 
     @property
     def fingerprint(self) -> str:
@@ -110,11 +114,13 @@ class JobSpec:
     @property
     def name(self) -> str:
         """How logs name the job."""
-        return f"{self.campaign or 'housekeeping'} ({describe(self.schedule)})"
+        what = self.campaign or (f"loyalty {self.programme}" if self.programme else "housekeeping")
+        return f"{what} ({describe(self.schedule)})"
 
     def args(self, config_path: str) -> tuple[str, ...]:
         """The job function's arguments (plain strings: the job is pickled into the store)."""
-        return (config_path, self.campaign) if self.campaign is not None else (config_path,)
+        subject = self.campaign if self.campaign is not None else self.programme
+        return (config_path, subject) if subject is not None else (config_path,)
 
     def to_json(self) -> dict[str, Any]:
         """The spec as JSON (carried by a reload request)."""
@@ -204,7 +210,7 @@ def job_specs(
     options: SchedulerOptions | None = None,
     now: dt.datetime | None = None,
 ) -> list[JobSpec]:
-    """The jobs the campaign files ask for: housekeeping, then one per campaign by key."""
+    """The wanted jobs: housekeeping, one per campaign by key, one per loyalty programme."""
     options = options or SchedulerOptions()
     now = now or utcnow()
     zone = ZoneInfo(config.settings.engine.timezone)
@@ -221,6 +227,9 @@ def job_specs(
             finished = f"ended {campaign.end}"
         grace = int(parse_duration(campaign.max_lateness).total_seconds())
         specs.append(JobSpec(CAMPAIGN_PREFIX + key, jobs.FIRE_CAMPAIGN, key, schedule, grace, finished))
+    for name, section in sorted(config.settings.loyalty.programmes.items()):
+        daily = batch_schedule(section, config.settings.engine.timezone)
+        specs.append(JobSpec(LOYALTY_PREFIX + name, RUN_PROGRAMME_BATCH, None, daily, None, programme=name))
     return specs
 
 
@@ -274,7 +283,8 @@ def reconcile(scheduler: BaseScheduler, specs: Iterable[JobSpec], *, config_path
             result.unchanged.append(JobChange(spec.id, text, job.next_run_time))
     for job_id in existing:
         scheduler.remove_job(job_id)
-        result.removed.append(JobChange(job_id, "", None, "no such campaign file"))
+        gone = "no such loyalty programme" if job_id.startswith(LOYALTY_PREFIX) else "no such campaign file"
+        result.removed.append(JobChange(job_id, "", None, gone))
     return result
 
 
