@@ -24,9 +24,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,9 @@ from engine.customers.importing.pipeline import PreparedImport, prepare_import, 
 from engine.customers.importing.reader import Cell, SourceRow
 from engine.customers.importing.summary import ImportSummary
 from engine.errors import ImportFileError
+from engine.loyalty.accrual import AccrualResult, accrue_purchases
+from engine.loyalty.programme import Programme
+from engine.loyalty.refunds import refund_imported
 
 REFERENCES = ("customer", "customer_external_id", "customer_email", "customer_phone")
 REQUIRED = ("external_id", "ordered_at", "amount")
@@ -75,7 +78,8 @@ def import_purchases(
     timezone: str = "Europe/Moscow",
     default_region: str = "RU",
     now: dt.datetime | None = None,
-) -> ImportSummary:
+    programmes: Mapping[str, Programme] | None = None,
+) -> PurchaseImportSummary:
     """Import the purchases and refunds of a CSV or XLSX file; return what happened.
 
     ``currency`` is used where a row names none; ``default_region`` reads
@@ -83,6 +87,8 @@ def import_purchases(
     without an offset (a bare date is its midnight there). Raises
     :class:`~engine.errors.ImportFileError` (nothing imported) when the file
     cannot be read or lacks a required column; bad rows go to the rejects file.
+    Once the import has committed, each of ``programmes`` (loyalty) gives its
+    points for the new purchases and takes them back for the new refunds.
 
     Example::
 
@@ -110,7 +116,8 @@ def import_purchases(
     except FieldError as exc:
         raise ImportFileError(str(path), f"default currency: {exc}") from exc
     importer = _PurchaseImport(prepared, source, default_currency, phone_region(default_region))
-    return run_import(engine, prepared, importer.process_chunk)
+    summary = run_import(engine, prepared, importer.process_chunk)
+    return _with_loyalty(engine, summary, programmes or {}, now)
 
 
 def _currency(cell: Cell) -> str:
@@ -491,3 +498,37 @@ def _difference(before: tuple[Any, ...], after: tuple[Any, ...]) -> str:
 
 def _unknown_original(refund_of: str | None) -> str:
     return f"refund_of: unknown purchase {refund_of!r} (not in the database nor earlier in the file)"
+
+
+# --- loyalty: after the import has committed, points for what it brought -------------------------
+
+
+@dataclass
+class PurchaseImportSummary(ImportSummary):
+    """A purchase import, with what each loyalty programme did after it (by programme name)."""
+
+    loyalty: dict[str, AccrualResult] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready values, with ``loyalty`` per programme."""
+        data = super().as_dict()
+        data["loyalty"] = {name: result.as_dict() for name, result in self.loyalty.items()}
+        return data
+
+    def describe(self) -> list[str]:
+        """The import's lines, then one line per programme."""
+        return [*super().describe(), *(result.describe() for result in self.loyalty.values())]
+
+
+def _with_loyalty(
+    engine: Engine, summary: ImportSummary, programmes: Mapping[str, Programme], now: dt.datetime | None
+) -> PurchaseImportSummary:
+    """Accrue points for the purchases (every programme), hand the refunds to the ledger."""
+    imported = {item.name: getattr(summary, item.name) for item in fields(ImportSummary)}
+    result = PurchaseImportSummary(**imported)
+    for name, programme in programmes.items():
+        accrual = accrue_purchases(engine, programme, now=now)
+        if accrual.refunds:
+            refund_imported(engine, programme, accrual.refunds, now)
+        result.loyalty[name] = accrual
+    return result
