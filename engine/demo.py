@@ -24,6 +24,7 @@ from engine.db import make_engine
 from engine.demo_budget import DemoBudget, demo_budget_reports, write_demo_budget
 from engine.demo_campaigns import DemoCampaigns, run_campaign_day
 from engine.demo_data import DemoDataSummary, generate_demo_data
+from engine.demo_loyalty import DemoLoyalty, run_demo_loyalty
 from engine.metrics import business_today
 from engine.refresh import RefreshResult, refresh_all
 from engine.schema import upgrade
@@ -58,6 +59,7 @@ class DemoResult:
     timezones: list[ClassShare]
     campaigns: DemoCampaigns
     budget: DemoBudget
+    loyalty: DemoLoyalty | None
     seconds: float
 
 
@@ -214,6 +216,7 @@ def run_demo(
             else_=CUSTOMER.c.timezone,
         )
         timezones = _distribution(engine, zone)
+        loyalty = run_demo_loyalty(engine, config, day)
         write_demo_budget(folder, day)
         campaigns = run_campaign_day(engine, config, day)
         budget = demo_budget_reports(engine, load_config(workspace_config), day)
@@ -230,5 +233,6 @@ def run_demo(
         timezones=timezones,
         campaigns=campaigns,
         budget=budget,
+        loyalty=loyalty,
         seconds=time.perf_counter() - started,
     )

@@ -15,6 +15,8 @@ from engine.cli.app import console, state
 from engine.cli.budget import print_report
 from engine.cli.campaigns import steps_table
 from engine.demo import ClassShare, DemoResult, run_demo
+from engine.demo_loyalty import DemoLoyalty
+from engine.loyalty.finance_output import liability_tables
 from engine.segments import list_segments
 
 
@@ -74,6 +76,8 @@ def _print(result: DemoResult) -> None:
         f"  for finance: {result.budget.workbook} (live formulas) and {result.budget.html}", soft_wrap=True
     )
     crm = _program()
+    if result.loyalty is not None:
+        _print_loyalty(result.loyalty, result)
     console.print(f"built in {result.seconds:.1f} s. Look further with:")
     console.print(f"  export CRM_CONFIG={result.config_path}", soft_wrap=True)
     console.print(f"  {crm} segments show lapsing_large", soft_wrap=True)
@@ -82,6 +86,9 @@ def _print(result: DemoResult) -> None:
     console.print(f"  {crm} plan --days 31", soft_wrap=True)
     console.print(f"  {crm} budget --set channels.call.unit_cost=55", soft_wrap=True)
     console.print(f"  {crm} preview winback --customer C000001", soft_wrap=True)
+    if result.loyalty is not None and result.loyalty.members:
+        console.print(f"  {crm} loyalty statement {result.loyalty.members[0].customer}", soft_wrap=True)
+        console.print(f"  {crm} loyalty liability --format xlsx -o liability.xlsx", soft_wrap=True)
 
 
 def _print_campaigns(result: DemoResult) -> None:
@@ -129,3 +136,37 @@ def demo(
 def register(app: typer.Typer) -> None:
     """Add ``crm demo`` to ``app``."""
     app.command("demo")(demo)
+
+
+def _print_loyalty(loyalty: DemoLoyalty, result: DemoResult) -> None:
+    console.print(f"[bold]loyalty programme {loyalty.programme}[/]: the shop's purchases earned points")
+    console.print(f"  {loyalty.accrual.describe()}", soft_wrap=True)
+    console.print(f"  {loyalty.refunds:,} refunds took their points back", soft_wrap=True)
+    for line in loyalty.till:
+        console.print(f"  till: {line}", soft_wrap=True)
+    counts = ", ".join(
+        f"{name.replace('_', ' ')} {value:,}" for name, value in loyalty.batch.counts().items()
+    )
+    console.print(f"  nightly jobs: {counts}", soft_wrap=True)
+    members = Table(title="richest members", title_justify="left")
+    for column in ("customer", "available", "pending", "held", "tier", "discount", "worth"):
+        members.add_column(column, justify="left" if column in ("customer", "tier") else "right")
+    for member in loyalty.members:
+        members.add_row(
+            member.customer,
+            f"{member.available:,}",
+            f"{member.pending:,}",
+            f"{member.held:,}",
+            member.tier or "-",
+            f"{member.discount_percent}%",
+            f"{member.value:,.2f}",
+        )
+    console.print(members)
+    console.print("  tiers: " + ", ".join(f"{name} {count:,}" for name, count in loyalty.tiers.items()))
+    for renderable in liability_tables(loyalty.liability):
+        console.print(renderable)
+    state = "consistent" if loyalty.audit.ok else f"{len(loyalty.audit.problems)} problems"
+    console.print(
+        f"  audit: {loyalty.audit.accounts:,} accounts, {loyalty.audit.lots:,} lots, "
+        f"{loyalty.audit.entries:,} entries: {state}"
+    )
