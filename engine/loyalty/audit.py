@@ -1,12 +1,13 @@
 """``crm loyalty audit``: the cached balances and lot remainders checked against the append-only entries.
 
-Four set-based checks, each one ``GROUP BY`` over the whole ledger:
+Five set-based checks, each one ``GROUP BY`` over the whole ledger:
 
 * every cached bucket of every account equals the sum of its entries;
 * no bucket is negative;
 * every lot's ``remaining`` equals what entered it minus its allocations
   (the sum of its ``pending`` and ``available`` entries), within ``[0, points]``;
-* no lot has a negative ``held`` sum, and no operation key was posted twice.
+* no lot has a negative ``held`` sum;
+* every entry about a lot belongs to the lot's account.
 """
 
 from __future__ import annotations
@@ -150,5 +151,31 @@ def audit(engine: Engine, programmes: Iterable[str] | None = None) -> AuditRepor
                 what, cached, summed = f"lot {lot.id} outside [0, {lot.points}]", lot.remaining, lot.left
             report.problems.append(
                 AuditProblem(lot.programme, lot.customer, lot.account_id, what, int(cached), int(summed))
+            )
+        strays = connection.execute(
+            select(
+                ACCOUNT.c.programme,
+                label.label("customer"),
+                ENTRY.c.account_id,
+                ENTRY.c.id,
+                LOT.c.id.label("lot"),
+            )
+            .select_from(
+                ENTRY.join(LOT, LOT.c.id == ENTRY.c.lot_id)
+                .join(ACCOUNT, ACCOUNT.c.id == ENTRY.c.account_id)
+                .join(CUSTOMER, CUSTOMER.c.id == ACCOUNT.c.customer_id)
+            )
+            .where(*scope, ENTRY.c.account_id != LOT.c.account_id)
+        )
+        for stray in strays:
+            report.problems.append(
+                AuditProblem(
+                    stray.programme,
+                    stray.customer,
+                    stray.account_id,
+                    f"entry {stray.id} is about lot {stray.lot} of another account",
+                    0,
+                    0,
+                )
             )
     return report

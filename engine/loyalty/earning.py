@@ -35,6 +35,7 @@ from engine.models import Purchase, utcnow
 from engine.models.loyalty import (
     AVAILABLE,
     EARN,
+    EXPIRE,
     PENDING,
 )
 
@@ -68,7 +69,12 @@ def _new_lot_and_earn(
         partner=partner,
     )
     bucket = PENDING if available_at > context.now else AVAILABLE
-    context.posting.post(account_id, EARN, bucket, points, lot_id=lot_id, amount=amount, detail=detail)
+    entry = context.posting.post(
+        account_id, EARN, bucket, points, lot_id=lot_id, amount=amount, detail=detail
+    )
+    expires_at = programme.expires_at(earned_at)
+    if expires_at is not None and expires_at <= context.now:  # a purchase reported after its points' lifetime
+        context.posting.post(account_id, EXPIRE, bucket, -points, lot_id=lot_id, related_id=entry)
     return lot_id
 
 
@@ -153,6 +159,7 @@ def earn_purchase(
     return run_command(
         engine,
         programme,
+        repay=True,
         key=f"purchase:{order}",
         command="earn",
         request=request,
@@ -234,6 +241,7 @@ def earn_event(
     return run_command(
         engine,
         programme,
+        repay=True,
         key=key,
         command="earn",
         request={"customer": str(customer), "event": event},

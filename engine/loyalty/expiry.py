@@ -3,8 +3,8 @@
 * :func:`activate_due`: every lot whose ``available_at`` has come and that
   still has points in ``pending`` gets operation ``activate:<lot>`` with two
   entries, pending -r and available +r (``related_id``: the entry that
-  filled the lot). Then every account that owes points (``debt``) and has
-  points available repays them (:func:`engine.loyalty.ledger.repay_debts`).
+  filled the lot). Then every account that owes points (``debt``) and got
+  points available in this run repays them (:func:`engine.loyalty.ledger.repay_debts`).
 * :func:`expire_due`: holds past their timeout are voided first
   (:func:`engine.loyalty.redemption.void_expired_holds`: points released on a
   lot that has expired expire with it). Then every lot past its
@@ -354,6 +354,15 @@ def activate_due(engine: Engine, programme: Programme, *, now: dt.datetime | Non
                 ACCOUNT.c.debt > 0,
                 ACCOUNT.c.available > 0,
                 ACCOUNT.c.id > last,
+                # only new points pay debts: those this run made available
+                select(ENTRY.c.id)
+                .where(
+                    ENTRY.c.account_id == ACCOUNT.c.id,
+                    ENTRY.c.kind == ACTIVATE,
+                    ENTRY.c.bucket == AVAILABLE,
+                    ENTRY.c.posted_at == sql.at(now),
+                )
+                .exists(),
             )
             .order_by(ACCOUNT.c.id)
         )

@@ -123,6 +123,7 @@ def run_command(
     columns: dict[str, Any] | None = None,
     accounts: Sequence[int] = (),
     report: int = 0,
+    repay: bool = False,
 ) -> Receipt:
     """Run one command: lock, replay or refuse a known key, bring accounts up to date, post."""
     if not key or len(key) > 200:
@@ -143,6 +144,7 @@ def run_command(
                     now,
                     columns,
                     report,
+                    repay,
                 )
         except IntegrityError:
             # the same key was committed by a concurrent command on another account: replay or refuse it
@@ -163,6 +165,7 @@ def _run_locked(
     now: dt.datetime,
     columns: dict[str, Any] | None,
     report: int,
+    repay: bool,
 ) -> Receipt:
     ids = [
         surviving_account(
@@ -192,8 +195,8 @@ def _run_locked(
     )
     context = Context(posting, programme, ids)
     points, detail = body(context)
-    for account_id in dict.fromkeys(ids):
-        repay_debts(connection, programme, [account_id], now)
+    if repay:  # new points pay debts first; a refund or a spend never does
+        repay_debts(connection, programme, list(dict.fromkeys(ids)), now)
     account = account_row(connection, ids[report])
     receipt = Receipt(
         programme=programme.name,
@@ -250,8 +253,12 @@ def settle(connection: Connection, programme: Programme, account_id: int, now: d
     ``expire:<lot>``), so whichever comes first does it and the other finds nothing.
     """
     to_activate, to_expire = due_lots(connection, account_id, now)
+    activated = False
     for lot in to_activate:
         moving = pending_part(connection, lot.id)
+        if moving <= 0:  # refunded whole while pending: nothing to activate
+            continue
+        activated = True
         posting = system_posting(
             connection, programme, f"activate:{lot.id}", ACTIVATE, account_id, now, {"lot": lot.id}
         )
@@ -273,6 +280,8 @@ def settle(connection: Connection, programme: Programme, account_id: int, now: d
         if current - pending > 0:
             posting.post(account_id, EXPIRE, AVAILABLE, -(current - pending), lot_id=lot.id)
         posting.finish({"points": int(current), "lot": lot.id})
+    if activated:  # points that just became spendable (and did not expire) pay debts first
+        repay_debts(connection, programme, [account_id], now)
 
 
 def repay_debts(

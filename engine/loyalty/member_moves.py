@@ -95,6 +95,7 @@ def adjust(
     return run_command(
         engine,
         programme,
+        repay=True,
         key=key,
         command=ADJUST,
         request=request,
@@ -173,6 +174,7 @@ def transfer(
     return run_command(
         engine,
         programme,
+        repay=True,
         key=key,
         command="transfer",
         request={"source": str(source), "target": str(target), "points": points},
@@ -229,6 +231,7 @@ def merge(
     receipt = run_command(
         engine,
         programme,
+        repay=True,
         key=key,
         command="merge",
         request={"source": str(source), "target": str(target)},

@@ -26,6 +26,7 @@ from engine.loyalty.posting import (
     canonical,
     draw,
     give_back,
+    lot_row,
     lots_of_operation,
     pending_lots,
     pending_part,
@@ -251,6 +252,19 @@ def _give_back_spent(context: Context, spend: Row[Any], share: Decimal) -> int:
         give = min(left, room)
         if give > 0:
             account_id = surviving_account(connection, int(spend.account_id))
-            give_back(context.posting, account_id, piece.lot_id, give, RETURN, related_id=piece.id)
+            lot = lot_row(connection, piece.lot_id)
+            lot_id = int(lot.id)
+            if lot.account_id != account_id:  # the lot left with a merge: a lot of the survivor, same dates
+                lot_id = context.posting.new_lot(
+                    account_id,
+                    give,
+                    source="merge",
+                    earned_at=lot.earned_at,
+                    available_at=lot.available_at,
+                    expires_at=lot.expires_at,
+                    partner=lot.partner,
+                    origin_lot_id=lot.id,
+                )
+            give_back(context.posting, account_id, lot_id, give, RETURN, related_id=piece.id)
             left -= give
     return owed

@@ -35,7 +35,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Column, Index, UniqueConstraint
+from sqlalchemy import Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from engine.models.types import JsonDict, Money, UtcDateTime, utcnow
@@ -133,7 +133,13 @@ class LoyaltyLot(SQLModel, table=True):
     __tablename__ = "loyalty_lot"
     __table_args__ = (
         Index("ix_loyalty_lot_spend", "account_id", "expires_at", "id"),
-        Index("ix_loyalty_lot_expires", "expires_at"),
+        # the daily expiry looks only at lots with points left, however long the history grows
+        Index(
+            "ix_loyalty_lot_expires",
+            "expires_at",
+            postgresql_where=text("remaining > 0"),
+            sqlite_where=text("remaining > 0"),
+        ),
         Index("ix_loyalty_lot_available", "available_at"),
     )
 

@@ -286,3 +286,18 @@ def test_a_refund_does_not_take_back_points_that_expired_unused(db: Engine, writ
     assert back.detail["clawed_back"] == 60
     assert buckets(db, "lena") == {"available": 0, "pending": 0, "held": 0, "debt": 10}
     assert_consistent(db)
+
+
+def test_the_debt_policy_keeps_other_points_and_new_points_pay_the_debt(db: Engine, write_config) -> None:  # type: ignore[no-untyped-def]
+    shop = shop_programme(write_config, pending_days="0", spent_refund='"debt"')
+    customers(db, "oleg")
+    earn_purchase(db, shop, order="O1", customer="oleg", amount=Decimal(2000), now=utc(2027, 1, 1))  # 100
+    earn_purchase(db, shop, order="O2", customer="oleg", amount=Decimal(2000), now=utc(2027, 1, 2))  # 100
+    redeem(db, shop, key="R", customer="oleg", points=100, now=utc(2027, 1, 3))  # all of O1's lot
+    refund(db, shop, key="RET", order="O1", now=utc(2027, 1, 4))
+    assert buckets(db, "oleg") == {"available": 100, "pending": 0, "held": 0, "debt": 100}
+    redeem(db, shop, key="R2", customer="oleg", points=10, now=utc(2027, 1, 5))  # a spend does not repay
+    assert buckets(db, "oleg")["debt"] == 100
+    later = earn_purchase(db, shop, order="O3", customer="oleg", amount=Decimal(1000), now=utc(2027, 1, 6))
+    assert (later.available, later.debt) == (40, 0)  # new points: the debt is paid first (90 + 50 - 100)
+    assert_consistent(db)

@@ -1,4 +1,4 @@
-"""``crm loyalty earn|redeem|refund|adjust|transfer|merge|balance|statement|audit`` through the real console script."""
+"""``crm loyalty earn|redeem|refund|adjust|transfer|merge|balance|statement|audit`` as a user runs them."""
 
 from __future__ import annotations
 

@@ -152,7 +152,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("loyalty_lot", schema=None) as batch_op:
         batch_op.create_index("ix_loyalty_lot_available", ["available_at"], unique=False)
-        batch_op.create_index("ix_loyalty_lot_expires", ["expires_at"], unique=False)
+        batch_op.create_index(
+            "ix_loyalty_lot_expires",
+            ["expires_at"],
+            unique=False,
+            postgresql_where=sa.text("remaining > 0"),
+            sqlite_where=sa.text("remaining > 0"),
+        )
         batch_op.create_index(batch_op.f("ix_loyalty_lot_operation_id"), ["operation_id"], unique=False)
         batch_op.create_index("ix_loyalty_lot_spend", ["account_id", "expires_at", "id"], unique=False)
 
