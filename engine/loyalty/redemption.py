@@ -167,47 +167,38 @@ def close_hold(context: Context, hold: Row[Any], capture: bool) -> tuple[int, di
     return total, {"hold": hold.key}
 
 
-def capture(
-    engine: Engine, programme: Programme, *, key: str, hold_key: str, now: dt.datetime | None = None
+def _close(
+    engine: Engine, programme: Programme, key: str, hold_key: str, capture: bool, now: dt.datetime | None
 ) -> Receipt:
-    """Spend the points a hold reserved (before its timeout)."""
     hold = _hold_operation(engine, programme, hold_key)
+    # a capture is the redemption: it carries the order, amount and partner the hold named
+    columns = {"reference": hold.reference, "amount": hold.amount, "partner": hold.partner} if capture else {}
     return run_command(
         engine,
         programme,
         key=key,
-        command=CAPTURE,
+        command=CAPTURE if capture else VOID,
         request={"hold": hold_key},
         customers=[],
         accounts=[int(hold.account_id)],
-        body=lambda context: close_hold(context, hold, True),
+        body=lambda context: close_hold(context, hold, capture),
         now=now,
-        columns={
-            "reference": hold.reference,
-            "amount": hold.amount,
-            "partner": hold.partner,
-            "related_id": hold.id,
-        },
+        columns={**columns, "related_id": hold.id},
     )
+
+
+def capture(
+    engine: Engine, programme: Programme, *, key: str, hold_key: str, now: dt.datetime | None = None
+) -> Receipt:
+    """Spend the points a hold reserved (before its timeout)."""
+    return _close(engine, programme, key, hold_key, True, now)
 
 
 def void(
     engine: Engine, programme: Programme, *, key: str, hold_key: str, now: dt.datetime | None = None
 ) -> Receipt:
     """Release the points a hold reserved."""
-    hold = _hold_operation(engine, programme, hold_key)
-    return run_command(
-        engine,
-        programme,
-        key=key,
-        command=VOID,
-        request={"hold": hold_key},
-        customers=[],
-        accounts=[int(hold.account_id)],
-        body=lambda context: close_hold(context, hold, False),
-        now=now,
-        columns={"related_id": hold.id},
-    )
+    return _close(engine, programme, key, hold_key, False, now)
 
 
 def void_expired_holds(engine: Engine, programme: Programme, now: dt.datetime | None = None) -> int:
