@@ -86,6 +86,7 @@ def _import(kind: str, file: Path, source: str, options: ImportOptions, as_json:
             timezone=settings.timezone,
             default_region=settings.default_region,
             currency=settings.currency,
+            programmes=config.programmes,
         )
     _print(summary, as_json)
 
