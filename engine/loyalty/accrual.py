@@ -22,14 +22,24 @@ of a handful of statements, whatever its size:
    ``per_day`` and ``per_customer`` with window functions:
    ``capped_i = min(L, S_i) - min(L, S_(i-1))`` where ``S`` is the running
    sum in purchase order (``ordered_at``, id) plus what the account earned
-   before (as :func:`~engine.loyalty.earn_rules.earned_so_far` counts it).
-   Local days are computed from the zone's UTC offsets, listed in Python
-   (exact across DST, the same on SQLite, which has no time zones);
-4. ``INSERT ... SELECT`` the operations, the lots (points > 0 only, as the
-   POS path), the earn entries (``amount`` = the purchase's amount; ``detail``
-   names the rules that applied, the tier, the partner, the limits that cut
-   and the config version), then one ``UPDATE`` of the accounts' cached
-   buckets and ``last_activity_at`` from the scratch table.
+   before (as :func:`~engine.loyalty.earn_rules.earned_so_far` counts it,
+   one pass over the accounts' lots). Local days are computed from the
+   zone's UTC offsets, listed in Python (exact across DST, the same on
+   SQLite, which has no time zones);
+4. ``INSERT ... SELECT`` the operations (command ``earn``, ``reference`` and
+   ``amount`` of the purchase, ``request_hash`` of :func:`accrual_request`,
+   ``result`` with the points and the lot), the lots (points > 0 only, as
+   the POS path; ``available_at`` and ``expires_at`` as
+   :class:`~engine.loyalty.programme.Programme` computes them), the earn
+   entries (``amount`` = the purchase's amount, bucket pending while the
+   lot is in its return window; ``detail`` names the rules that applied,
+   the tier, the partner, the limits that cut and the config version), then
+   one ``UPDATE`` of the accounts' cached buckets and ``last_activity_at``
+   (the latest purchase, if later than what the account had).
+
+On PostgreSQL the ledger tables are analysed as a first accrual fills them
+(see :class:`_Statistics`), so that each chunk is planned for the tables as
+they are.
 
 Within a chunk purchases are taken in (``ordered_at``, id) order; chunks
 go in id order. The result is the same as
@@ -123,6 +133,7 @@ class AccrualResult:
     accounts_created: int = 0
     skipped: int = 0  # purchases that had earned before (POS, an earlier run)
     refunds: tuple[int, ...] = ()  # refund rows for the ledger (purchase ids, oldest first)
+    refunds_applied: int = 0  # of which the ledger applied (set by whoever hands them over)
     chunks: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -138,7 +149,9 @@ class AccrualResult:
             f" ({self.pending} pending, {self.cut} cut by limits), {self.accounts_created} new accounts,"
             f" {self.skipped} had earned already"
         )
-        return text + (f", {len(self.refunds)} refunds for the ledger" if self.refunds else "")
+        if self.refunds:
+            text += f", {len(self.refunds)} refunds for the ledger ({self.refunds_applied} applied)"
+        return text
 
 
 def accrue_purchases(
@@ -257,22 +270,30 @@ class _Chunk:
             PURCHASE.c.amount > 0,
         )
 
+    @property
+    def due(self) -> ColumnElement[bool]:
+        """Purchases of the chunk that earn now: candidates without their operation yet."""
+        return sa.and_(self.candidates, ~_has_operation(self.programme, purchase_key()))
+
     def run(self, result: AccrualResult) -> None:
-        span = self.connection.execute(
+        due = sa.case((~_has_operation(self.programme, purchase_key()), 1), else_=0)
+        count, pending, earliest, latest = self.connection.execute(
             select(
-                sa.func.count(), sa.func.min(PURCHASE.c.ordered_at), sa.func.max(PURCHASE.c.ordered_at)
+                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(due), 0),
+                sa.func.min(PURCHASE.c.ordered_at),
+                sa.func.max(PURCHASE.c.ordered_at),
             ).where(self.candidates)
         ).one()
-        if not span[0]:
+        result.skipped += int(count) - int(pending)
+        if not pending:  # a chunk that earned already costs one look at its keys
             return
         result.accounts_created += self._create_accounts()
         MEMBER.create(self.connection)
         ROW.create(self.connection)
         try:
             self._members()
-            earned = self._compute(span[1], span[2])
-            result.skipped += span[0] - earned
-            if earned:
+            if self._compute(earliest, latest):
                 self._post()
                 self._count(result)
         finally:
@@ -294,7 +315,7 @@ class _Chunk:
                 sa.literal(self.now, UtcDateTime()),
                 sa.literal(self.now, UtcDateTime()),
             )
-            .where(self.candidates, ~known)
+            .where(self.due, ~known)
             .distinct()
         )
         columns = [
@@ -312,7 +333,7 @@ class _Chunk:
         return _rowcount(self.connection, statement)
 
     def _members(self) -> None:
-        """Each customer of the chunk -> the account that holds its points (following merges)."""
+        """Each customer with a purchase due -> the account that holds its points (following merges)."""
         chain = (
             select(
                 ACCOUNT.c.customer_id.label("customer_id"),
@@ -321,7 +342,7 @@ class _Chunk:
             )
             .where(
                 ACCOUNT.c.programme == self.programme.name,
-                ACCOUNT.c.customer_id.in_(select(PURCHASE.c.customer_id).where(self.candidates)),
+                ACCOUNT.c.customer_id.in_(select(PURCHASE.c.customer_id).where(self.due)),
             )
             .cte("chain", recursive=True)
         )
@@ -338,12 +359,14 @@ class _Chunk:
             )
         )
         if self.postgresql:
-            self.connection.execute(
+            locked = (
                 select(ACCOUNT.c.id)
                 .where(ACCOUNT.c.id.in_(select(MEMBER.c.account_id)))
                 .order_by(ACCOUNT.c.id)
                 .with_for_update()
-            ).all()
+                .subquery()
+            )
+            self.connection.execute(select(sa.func.count()).select_from(locked))  # the ids stay in the server
             self.connection.exec_driver_sql(f"ANALYZE {MEMBER.name}")
 
     # --- 3: the points -------------------------------------------------------------------------
@@ -368,7 +391,7 @@ class _Chunk:
                 points.full.label("full_points"),
             )
             .select_from(scope.from_clause())
-            .where(self.candidates, ~_has_operation(programme, purchase_key()))
+            .where(self.due)
             .subquery("raw")
         )
         order = (rows.c.ordered_at, rows.c.purchase_id)

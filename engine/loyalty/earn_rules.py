@@ -109,7 +109,7 @@ class Earned:
 
 
 @dataclass(frozen=True)
-class EarnRule:
+class CompiledEarnRule:
     """One compiled entry of ``earn``."""
 
     index: int  # position in the file: earn[index]
@@ -152,14 +152,18 @@ class EarnRules:
     """The earn rules and limits of one programme, compiled; see the module docstring for the semantics."""
 
     def __init__(
-        self, programme: str, section: ProgrammeSection, fields: CustomerFields, rules: Sequence[EarnRule]
+        self,
+        programme: str,
+        section: ProgrammeSection,
+        fields: CustomerFields,
+        rules: Sequence[CompiledEarnRule],
     ) -> None:
         self.programme = programme
         self.section = section
         self.fields = fields
         ordered = sorted(rules, key=lambda rule: (-rule.priority, rule.index))
         self.purchase_rules = tuple(rule for rule in ordered if rule.on == PURCHASE_EVENT)
-        self.event_rules: dict[str, tuple[EarnRule, ...]] = {}
+        self.event_rules: dict[str, tuple[CompiledEarnRule, ...]] = {}
         for rule in ordered:
             if rule.on != PURCHASE_EVENT:
                 self.event_rules[rule.on] = (*self.event_rules.get(rule.on, ()), rule)
@@ -309,7 +313,7 @@ class EarnRules:
 
     @staticmethod
     def _apply(
-        rules: Sequence[EarnRule], record: DictRecord
+        rules: Sequence[CompiledEarnRule], record: DictRecord
     ) -> tuple[Decimal, Decimal, list[dict[str, Any]]]:
         """(sum of points, product of multipliers, explain) of the rules that apply, in order."""
         total, product = Decimal(0), Decimal(1)
@@ -506,7 +510,9 @@ def compile_earn_rules(
         elif earn.points is not None:
             points = Decimal(earn.points)
         label = earn.name or f"earn[{n}]"
-        rules.append(EarnRule(n, label, earn.on, when, points, earn.multiplier, earn.priority, earn.stack))
+        rules.append(
+            CompiledEarnRule(n, label, earn.on, when, points, earn.multiplier, earn.priority, earn.stack)
+        )
     return EarnRules(programme, section, fields, rules)
 
 

@@ -541,7 +541,8 @@ def test_import_accrues_points_and_hands_refunds_to_the_ledger(db: Engine, tmp_p
     )
     second = import_purchases(db, refunds, timezone=BERLIN, now=now, programmes={"shop": shop})
     accrual = second.loyalty["shop"]
-    assert (accrual.purchases, accrual.skipped, len(accrual.refunds)) == (0, 2, 1)
+    assert (accrual.purchases, accrual.skipped, len(accrual.refunds), accrual.refunds_applied) == (0, 2, 1, 1)
+    assert second.describe()[-1].endswith("1 refunds for the ledger (1 applied)")
     with db.connect() as connection:
         keys = set(connection.execute(select(OPERATION.c.key)).scalars())
     assert keys == {"purchase:P1", "purchase:P2", "refund:R1"}

@@ -529,6 +529,6 @@ def _with_loyalty(
     for name, programme in programmes.items():
         accrual = accrue_purchases(engine, programme, now=now)
         if accrual.refunds:
-            refund_imported(engine, programme, accrual.refunds, now)
+            accrual.refunds_applied = refund_imported(engine, programme, accrual.refunds, now)
         result.loyalty[name] = accrual
     return result
