@@ -109,7 +109,7 @@ class LoyaltyOperation(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     programme: str = Field(max_length=50)
-    key: str = Field(max_length=200)
+    key: str = Field(max_length=300, description="purchase:<order id up to 200>, or a client's key")
     command: str = Field(max_length=20)
     request_hash: str = Field(max_length=64)
     account_id: int | None = Field(default=None, foreign_key="loyalty_account.id")

@@ -15,13 +15,8 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from engine.config import load_config
 from engine.customers.importing import import_purchases
-from engine.loyalty.accrual import (
-    LocalDays,
-    accrual_request,
-    accrue_purchases,
-    day_number,
-    offset_changes,
-)
+from engine.loyalty.accrual import accrual_request, accrue_purchases
+from engine.loyalty.accrual_sql import LocalDays, day_number, offset_changes
 from engine.loyalty.audit import audit
 from engine.loyalty.earn_rules import earned_so_far
 from engine.loyalty.posting import ACCOUNT, ENTRY, LOT, OPERATION, request_hash

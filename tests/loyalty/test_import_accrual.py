@@ -31,4 +31,8 @@ def test_an_import_accrues_points_and_refunds_take_them_back(db: Engine, write_c
     again = json.loads(crm("import", "purchases", str(orders), "--json").stdout)
     assert again["loyalty"]["shop"]["purchases"] == 0  # the same file again earns nothing
     assert buckets(db, "C-1")["available"] == 150
+    # the till reports an order the import already brought: it has earned, nothing changes
+    till = crm("loyalty", "earn", "C-2", "--order", "O-2", "--amount", "1000", "--programme", "shop", "--json")
+    assert till.returncode == 0, till.stderr
+    assert json.loads(till.stdout)["replayed"] and buckets(db, "C-2")["available"] == 50
     assert_consistent(db)

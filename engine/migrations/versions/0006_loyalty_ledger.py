@@ -57,7 +57,7 @@ def upgrade() -> None:
         "loyalty_operation",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("programme", sa.String(length=50), nullable=False),
-        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("key", sa.String(length=300), nullable=False),
         sa.Column("command", sa.String(length=20), nullable=False),
         sa.Column("request_hash", sa.String(length=64), nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=True),
