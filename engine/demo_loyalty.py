@@ -176,6 +176,7 @@ def run_demo_loyalty(engine: Engine, config: Config, day: dt.date) -> DemoLoyalt
     # the night: the day's purchase file is imported, then the daily jobs run; the till works at noon
     accrual = accrue_purchases(engine, programme, now=night - dt.timedelta(minutes=30))
     refunds = refund_imported(engine, programme, accrual.refunds, now=night - dt.timedelta(minutes=30))
+    accrual.refunds_applied = refunds
     batch = run_batch(engine, programme, now=night)
     till = _till(engine, programme, now)
     members = [balance(engine, programme, member, now=now) for member in _richest(engine, programme, 5)]

@@ -73,6 +73,12 @@ def test_demo_builds_a_workspace_that_the_other_commands_read(tmp_path: Path) ->
 
     # the quarter's budget: printed, written for finance, and its actual is what the outbox recorded
     assert "contact matrix" in result.stdout and "by strategy" in result.stdout
+
+    # the loyalty programme ran over the shop: points, a till session, the nightly jobs, a clean audit
+    assert "loyalty programme bonus" in result.stdout and "entries: consistent" in result.stdout
+    assert crm("loyalty", "audit", env=env).returncode == 0
+    liability = json.loads(crm("loyalty", "liability", "--format", "json", env=env).stdout)
+    assert liability["programmes"][0]["total"]["outstanding"] > 0
     assert (folder / "budget.xlsx").stat().st_size > 0
     assert "<img" in (folder / "budget.html").read_text(encoding="utf-8")
     budget = json.loads(crm("budget", "--format", "json", env=env).stdout)

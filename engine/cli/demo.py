@@ -141,7 +141,6 @@ def register(app: typer.Typer) -> None:
 def _print_loyalty(loyalty: DemoLoyalty, result: DemoResult) -> None:
     console.print(f"[bold]loyalty programme {loyalty.programme}[/]: the shop's purchases earned points")
     console.print(f"  {loyalty.accrual.describe()}", soft_wrap=True)
-    console.print(f"  {loyalty.refunds:,} refunds took their points back", soft_wrap=True)
     for line in loyalty.till:
         console.print(f"  till: {line}", soft_wrap=True)
     counts = ", ".join(
