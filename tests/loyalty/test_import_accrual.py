@@ -11,7 +11,9 @@ from tests.loyalty.ledger_setup import assert_consistent, buckets, customers, sh
 from tests.test_cli import crm
 
 
-def test_an_import_accrues_points_and_refunds_take_them_back(db: Engine, write_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_import_accrues_points_and_refunds_take_them_back(
+    db: Engine, write_config, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     shop_programme(write_config, pending_days="0", expiry='"3650d"')
     customers(db, "C-1", "C-2")
     orders = tmp_path / "orders.csv"
@@ -32,7 +34,9 @@ def test_an_import_accrues_points_and_refunds_take_them_back(db: Engine, write_c
     assert again["loyalty"]["shop"]["purchases"] == 0  # the same file again earns nothing
     assert buckets(db, "C-1")["available"] == 150
     # the till reports an order the import already brought: it has earned, nothing changes
-    till = crm("loyalty", "earn", "C-2", "--order", "O-2", "--amount", "1000", "--programme", "shop", "--json")
+    till = crm(
+        "loyalty", "earn", "C-2", "--order", "O-2", "--amount", "1000", "--programme", "shop", "--json"
+    )
     assert till.returncode == 0, till.stderr
     assert json.loads(till.stdout)["replayed"] and buckets(db, "C-2")["available"] == 50
     assert_consistent(db)
