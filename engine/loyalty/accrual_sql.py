@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Connection, Integer, String
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
+from engine.loyalty.dialect_sql import dialect_function
 from engine.loyalty.programme import Programme
 from engine.models.types import UtcDateTime
 from engine.rules.sql_functions import IntegerDivide
@@ -125,121 +122,45 @@ def sha256_hex(text: str) -> str:
 # --- SQL spelled per database -------------------------------------------------------------------
 
 
-class EpochSeconds(FunctionElement[int]):
-    """Whole seconds since 1970-01-01 UTC of a stored time."""
-
-    type = Integer()
-    name = "loyalty_epoch_seconds"
-    inherit_cache = True
-
-
-@compiles(EpochSeconds)
-def _epoch_seconds(element: EpochSeconds, compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = [compiler.process(c, **kw) for c in element.clauses]
-    return f"CAST(floor(extract(epoch FROM {value})) AS BIGINT)"
-
-
-@compiles(EpochSeconds, "sqlite")
-def _epoch_seconds_sqlite(element: EpochSeconds, compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = [compiler.process(c, **kw) for c in element.clauses]
-    return f"CAST(strftime('%s', {value}) AS INTEGER)"
-
-
-class PlusSeconds(FunctionElement[dt.datetime]):
-    """A stored time plus whole seconds, stored alike (SQLite: text with microseconds)."""
-
-    type = UtcDateTime()
-    name = "loyalty_plus_seconds"
-    inherit_cache = True
-
-
-@compiles(PlusSeconds)
-def _plus_seconds(element: PlusSeconds, compiler: SQLCompiler, **kw: Any) -> str:
-    value, seconds = [compiler.process(c, **kw) for c in element.clauses]
-    return f"({value} + {seconds} * INTERVAL '1 second')"
-
-
-@compiles(PlusSeconds, "sqlite")
-def _plus_seconds_sqlite(element: PlusSeconds, compiler: SQLCompiler, **kw: Any) -> str:
-    value, seconds = [compiler.process(c, **kw) for c in element.clauses]
-    return f"(strftime('%Y-%m-%d %H:%M:%S', {value}, '+' || {seconds} || ' seconds') || substr({value}, 20))"
-
-
-class AmountText(FunctionElement[str]):
-    """A money amount as text with two decimals (``120.00``), as ``str`` of the Decimal."""
-
-    type = String()
-    name = "loyalty_amount_text"
-    inherit_cache = True
-
-
-@compiles(AmountText)
-def _amount_text(element: AmountText, compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = [compiler.process(c, **kw) for c in element.clauses]
-    return f"CAST(CAST({value} AS NUMERIC(14, 2)) AS TEXT)"
-
-
-@compiles(AmountText, "sqlite")
-def _amount_text_sqlite(element: AmountText, compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = [compiler.process(c, **kw) for c in element.clauses]
-    return f"printf('%.2f', {value})"
-
-
-class Sha256Hex(FunctionElement[str]):
-    """sha256 of UTF-8 text, in hex (SQLite: a function registered on the connection)."""
-
-    type = String()
-    name = "loyalty_sha256_hex"
-    inherit_cache = True
-
-
-@compiles(Sha256Hex)
-def _sha256(element: Sha256Hex, compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = [compiler.process(c, **kw) for c in element.clauses]
-    return f"encode(sha256(convert_to({value}, 'UTF8')), 'hex')"
-
-
-@compiles(Sha256Hex, "sqlite")
-def _sha256_sqlite(element: Sha256Hex, compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = [compiler.process(c, **kw) for c in element.clauses]
-    return f"crm_sha256({value})"
-
-
-class JsonObject(FunctionElement[str]):
-    """A JSON object from key, value pairs, escaped by the database."""
-
-    type = String()
-    name = "loyalty_json_object"
-    inherit_cache = True
-
-
-@compiles(JsonObject)
-def _json_object(element: JsonObject, compiler: SQLCompiler, **kw: Any) -> str:
-    parts = [compiler.process(c, **kw) for c in element.clauses]
-    return f"jsonb_build_object({', '.join(parts)})"
-
-
-@compiles(JsonObject, "sqlite")
-def _json_object_sqlite(element: JsonObject, compiler: SQLCompiler, **kw: Any) -> str:
-    parts = [compiler.process(c, **kw) for c in element.clauses]
-    return f"json_object({', '.join(parts)})"
-
-
-class JsonText(FunctionElement[Any]):
-    """JSON text stored into a JSON column (PostgreSQL: cast to JSONB; SQLite keeps the text)."""
-
-    type = String()
-    name = "loyalty_json_text"
-    inherit_cache = True
-
-
-@compiles(JsonText)
-def _json_text(element: JsonText, compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = [compiler.process(c, **kw) for c in element.clauses]
-    return f"CAST({value} AS JSONB)"
-
-
-@compiles(JsonText, "sqlite")
-def _json_text_sqlite(element: JsonText, compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = [compiler.process(c, **kw) for c in element.clauses]
-    return value
+EpochSeconds = dialect_function(
+    "loyalty_epoch_seconds",
+    Integer(),
+    "CAST(floor(extract(epoch FROM {0})) AS BIGINT)",
+    "CAST(strftime('%s', {0}) AS INTEGER)",
+    "Whole seconds since 1970-01-01 UTC of a stored time.",
+)
+PlusSeconds = dialect_function(
+    "loyalty_plus_seconds",
+    UtcDateTime(),
+    "({0} + {1} * INTERVAL '1 second')",
+    "(strftime('%Y-%m-%d %H:%M:%S', {0}, '+' || {1} || ' seconds') || substr({0}, 20))",
+    "A stored time plus whole seconds, stored alike (SQLite: text with microseconds).",
+)
+AmountText = dialect_function(
+    "loyalty_amount_text",
+    String(),
+    "CAST(CAST({0} AS NUMERIC(14, 2)) AS TEXT)",
+    "printf('%.2f', {0})",
+    "A money amount as text with two decimals (120.00), as str of the Decimal.",
+)
+Sha256Hex = dialect_function(
+    "loyalty_sha256_hex",
+    String(),
+    "encode(sha256(convert_to({0}, 'UTF8')), 'hex')",
+    "crm_sha256({0})",
+    "sha256 of UTF-8 text, in hex (SQLite: a function registered on the connection).",
+)
+JsonObject = dialect_function(
+    "loyalty_json_object",
+    String(),
+    "jsonb_build_object({args})",
+    "json_object({args})",
+    "A JSON object from key, value pairs, escaped by the database.",
+)
+JsonText = dialect_function(
+    "loyalty_json_text",
+    String(),
+    "CAST({0} AS JSONB)",
+    "{0}",
+    "JSON text stored into a JSON column (PostgreSQL: cast to JSONB; SQLite keeps the text).",
+)

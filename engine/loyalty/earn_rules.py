@@ -61,9 +61,6 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Connection, FromClause, Integer, Numeric, String, select
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from engine.catalogue import (
     MEMBERSHIP,
@@ -74,6 +71,7 @@ from engine.catalogue import (
     customer_record,
 )
 from engine.errors import ConfigError, ConfigValueError, NotFoundError, RuleError, UnknownFieldError
+from engine.loyalty.dialect_sql import dialect_function
 from engine.loyalty_settings import ProgrammeSection
 from engine.models import LoyaltyAccount, LoyaltyLot
 from engine.rules import Catalogue, DictRecord, Expression, Rule, RuleType, compile_expression, compile_rule
@@ -574,65 +572,21 @@ def _decimal_case(column: ColumnElement[Any], values: Mapping[str, Decimal]) -> 
     return sa.case(*whens, else_=sa.literal(Decimal(1), Numeric()))
 
 
-class FloorPoints(FunctionElement[int]):
-    """Points from a non-negative-or-not number: rounded to 6 decimals, floored, never below 0.
-
-    SQLite: ``max(0, CAST(round(x, 6) AS INTEGER))`` (CAST truncates, which is
-    the floor for what is not negative); PostgreSQL: ``GREATEST(0, floor(round(x, 6)))``.
-    """
-
-    type = Integer()
-    name = "loyalty_floor_points"
-    inherit_cache = True
-
-
-@compiles(FloorPoints)
-def _floor_points(element: FloorPoints, compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = [compiler.process(clause, **kw) for clause in element.clauses]
-    return f"GREATEST(0, CAST(floor(round(CAST({value} AS NUMERIC), 6)) AS BIGINT))"
-
-
-@compiles(FloorPoints, "sqlite")
-def _floor_points_sqlite(element: FloorPoints, compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = [compiler.process(clause, **kw) for clause in element.clauses]
-    return f"max(0, CAST(round({value}, 6) AS INTEGER))"
-
-
-class Least(FunctionElement[int]):
-    """The smaller of two integers that are never NULL (``min`` on SQLite, ``LEAST`` on PostgreSQL)."""
-
-    type = Integer()
-    name = "loyalty_least"
-    inherit_cache = True
-
-
-@compiles(Least)
-def _least(element: Least, compiler: SQLCompiler, **kw: Any) -> str:
-    a, b = [compiler.process(clause, **kw) for clause in element.clauses]
-    return f"LEAST({a}, {b})"
-
-
-@compiles(Least, "sqlite")
-def _least_sqlite(element: Least, compiler: SQLCompiler, **kw: Any) -> str:
-    a, b = [compiler.process(clause, **kw) for clause in element.clauses]
-    return f"min({a}, {b})"
-
-
-class Greatest(FunctionElement[int]):
-    """The larger of two integers that are never NULL (``max`` on SQLite, ``GREATEST`` on PostgreSQL)."""
-
-    type = Integer()
-    name = "loyalty_greatest"
-    inherit_cache = True
-
-
-@compiles(Greatest)
-def _greatest(element: Greatest, compiler: SQLCompiler, **kw: Any) -> str:
-    a, b = [compiler.process(clause, **kw) for clause in element.clauses]
-    return f"GREATEST({a}, {b})"
-
-
-@compiles(Greatest, "sqlite")
-def _greatest_sqlite(element: Greatest, compiler: SQLCompiler, **kw: Any) -> str:
-    a, b = [compiler.process(clause, **kw) for clause in element.clauses]
-    return f"max({a}, {b})"
+FloorPoints = dialect_function(
+    "loyalty_floor_points",
+    Integer(),
+    "GREATEST(0, CAST(floor(round(CAST({0} AS NUMERIC), 6)) AS BIGINT))",
+    # CAST truncates, which is the floor for what is not negative
+    "max(0, CAST(round({0}, 6) AS INTEGER))",
+    "Points from a number: rounded to 6 decimals, floored, never below 0.",
+)
+Least = dialect_function(
+    "loyalty_least", Integer(), "LEAST({0}, {1})", "min({0}, {1})", "The smaller of two integers."
+)
+Greatest = dialect_function(
+    "loyalty_greatest",
+    Integer(),
+    "GREATEST({0}, {1})",
+    "max({0}, {1})",
+    "The larger of two integers, never NULL.",
+)
