@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -13,6 +15,8 @@ from sqlalchemy import Engine
 
 from engine.config import Config, load_config
 from engine.db import make_engine, require_schema
+from engine.errors import ConfigValueError
+from engine.local_time import local_instant
 
 app = typer.Typer(
     name="crm",
@@ -80,3 +84,21 @@ def to_jsonable(value: Any) -> Any:
 def print_json(value: Any) -> None:
     """Print ``value`` as indented JSON on stdout."""
     typer.echo(json.dumps(to_jsonable(value), ensure_ascii=False, indent=2))
+
+
+def parse_instant(text: str, zone: ZoneInfo, option: str, *, day_closes: bool = False) -> dt.datetime:
+    """A time given on the command line, as aware UTC.
+
+    A day (``2026-12-31``) is its first instant in ``zone``, or with ``day_closes``
+    its close (the next midnight); an ISO time without an offset is read in ``zone``.
+    """
+    try:
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text)
+            return local_instant(day + dt.timedelta(days=1 if day_closes else 0), dt.time(0), zone)
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigValueError(
+            option, option, f"{text!r} is not a day (2026-12-31) or an instant (2026-12-31T18:00+03:00)"
+        ) from exc
+    return (moment if moment.tzinfo else moment.replace(tzinfo=zone)).astimezone(dt.UTC)

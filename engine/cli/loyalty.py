@@ -18,7 +18,7 @@ from rich import box
 from rich.table import Table
 
 from engine.cli import loyalty_batch, loyalty_finance
-from engine.cli.app import console, print_json, state
+from engine.cli.app import console, parse_instant, print_json, state
 from engine.config import Config
 from engine.errors import ConfigValueError
 from engine.loyalty.audit import audit
@@ -53,18 +53,8 @@ def _programme(config: Config, name: str | None) -> Programme:
 
 
 def _instant(text: str | None, option: str, programme: Programme) -> dt.datetime | None:
-    """An ISO date or time; a date or a time without offset is read in the programme's zone."""
-    if text is None:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ConfigValueError(
-            option, option, f"{text!r} is not an ISO date or time (2027-03-01T10:00)"
-        ) from exc
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=programme.zone)
-    return value.astimezone(dt.UTC)
+    """An optional day or time, read in the programme's zone."""
+    return parse_instant(text, programme.zone, option) if text is not None else None
 
 
 def _print_receipt(receipt: Receipt, as_json: bool) -> None:

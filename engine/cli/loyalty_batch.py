@@ -9,8 +9,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from engine.cli.app import console, print_json, state
-from engine.cli.loyalty_finance import parse_as_of
+from engine.cli.app import console, parse_instant, print_json, state
 from engine.customers.profile import find_customer_id
 from engine.errors import ConfigValueError
 from engine.loyalty.expiry import activate_due, expire_due, preview_expiry
@@ -48,7 +47,7 @@ def expire_command(
     config = state.config()
     chosen = programme_named(config.programmes, programme)
     engine = state.engine(config)
-    now = parse_as_of(as_of, chosen.zone) if as_of else utcnow()
+    now = parse_instant(as_of, chosen.zone, "--as-of", day_closes=True) if as_of else utcnow()
     if dry_run:
         preview = preview_expiry(engine, chosen, now=now)
         if as_json:
@@ -116,7 +115,7 @@ def tiers_command(
     config = state.config()
     chosen = programme_named(config.programmes, programme)
     engine = state.engine(config)
-    now = parse_as_of(as_of, chosen.zone) if as_of else utcnow()
+    now = parse_instant(as_of, chosen.zone, "--as-of", day_closes=True) if as_of else utcnow()
     if set_tier is not None:
         if until is None or reason is None:
             raise ConfigValueError("--set", "--set", "a manual tier needs --until DATE and --reason TEXT")
@@ -126,7 +125,7 @@ def tiers_command(
             chosen,
             find_customer_id(engine, who),
             tier,
-            until=parse_as_of(until, chosen.zone),
+            until=parse_instant(until, chosen.zone, "--until", day_closes=True),
             reason=reason,
             actor=getpass.getuser(),
             now=now,

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import typer
+from openpyxl import Workbook
+from rich.console import RenderableType
 
 from engine.budget.period import Period
-from engine.cli.app import console, print_json, state
+from engine.cli.app import console, parse_instant, print_json, state
 from engine.config import Config
 from engine.errors import ConfigValueError
 from engine.loyalty import finance, finance_output
@@ -38,20 +40,6 @@ def _period(text: str, option: str) -> Period:
         return Period.parse(text)
     except ValueError as exc:
         raise ConfigValueError(option, "period", str(exc)) from exc
-
-
-def parse_as_of(text: str, zone: ZoneInfo) -> dt.datetime:
-    """``--as-of``: a day (at its close: the next midnight in ``zone``) or an ISO instant (naive: in zone)."""
-    try:
-        if len(text) == 10:
-            day = dt.date.fromisoformat(text)
-            return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=zone).astimezone(dt.UTC)
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ConfigValueError(
-            "--as-of", "as_of", f"{text!r} is not a day (2026-12-31) or an instant (2026-12-31T18:00+03:00)"
-        ) from exc
-    return (moment if moment.tzinfo else moment.replace(tzinfo=zone)).astimezone(dt.UTC)
 
 
 def _chosen(config: Config, name: str | None) -> list[Programme]:
@@ -109,24 +97,22 @@ def liability(
     chosen = _chosen(config, programme)
     zones = {p.zone.key for p in chosen}
     zone = chosen[0].zone if len(zones) == 1 else ZoneInfo(config.settings.engine.timezone)
-    moment = parse_as_of(as_of, zone) if as_of is not None else None
+    moment = parse_instant(as_of, zone, "--as-of", day_closes=True) if as_of is not None else None
     report = finance.liability(
         state.engine(config),
         chosen,
         as_of=moment,
         period=_period(period, "--period") if period is not None else None,
     )
-    if output_format == "table":
-        for renderable in finance_output.liability_tables(report):
-            console.print(renderable)
-    elif output_format == "json":
-        _write_json(report.as_dict(), output)
-    elif output_format == "csv":
-        _write_text(finance_output.liability_csv_rows(report), output)
-    else:
-        assert output is not None
-        finance_output.write_workbook(finance_output.build_liability_workbook(report), output)
-        console.print(f"wrote {output} (liability {report.value:,.2f} {report.currency})")
+    _emit(
+        output_format,
+        output,
+        tables=lambda: finance_output.liability_tables(report),
+        data=report.as_dict,
+        rows=lambda: finance_output.liability_csv_rows(report),
+        workbook=lambda: finance_output.build_liability_workbook(report),
+        written=f"liability {report.value:,.2f} {report.currency}",
+    )
 
 
 def settlement(
@@ -154,17 +140,39 @@ def settlement(
     days = _period(period, "PERIOD")
     start, end = finance.period_bounds(chosen, days)
     report = finance.settlement(state.engine(config), chosen, start, end, partner=partner, label=days.label)
+    _emit(
+        output_format,
+        output,
+        tables=lambda: finance_output.settlement_tables(report),
+        data=report.as_dict,
+        rows=lambda: finance_output.settlement_csv_rows(report),
+        workbook=lambda: finance_output.build_settlement_workbook(report),
+        written=f"net {report.net:,.2f} {report.currency}",
+    )
+
+
+def _emit(
+    output_format: str,
+    output: Path | None,
+    *,
+    tables: Callable[[], Iterable[RenderableType]],
+    data: Callable[[], dict[str, Any]],
+    rows: Callable[[], Iterable[list[str]]],
+    workbook: Callable[[], Workbook],
+    written: str,
+) -> None:
+    """Print or write a report in ``output_format`` (only the chosen form is built)."""
     if output_format == "table":
-        for renderable in finance_output.settlement_tables(report):
+        for renderable in tables():
             console.print(renderable)
     elif output_format == "json":
-        _write_json(report.as_dict(), output)
+        _write_json(data(), output)
     elif output_format == "csv":
-        _write_text(finance_output.settlement_csv_rows(report), output)
+        _write_text(rows(), output)
     else:
         assert output is not None
-        finance_output.write_workbook(finance_output.build_settlement_workbook(report), output)
-        console.print(f"wrote {output} (net {report.net:,.2f} {report.currency})")
+        finance_output.write_workbook(workbook(), output)
+        console.print(f"wrote {output} ({written})")
 
 
 def register(group: typer.Typer) -> None:

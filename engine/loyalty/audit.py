@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, String, case, cast, func, literal, or_, select
+from sqlalchemy import ColumnElement, Engine, case, func, or_, select
 
-from engine.loyalty.posting import ACCOUNT, CUSTOMER, ENTRY, LOT
+from engine.loyalty.posting import ACCOUNT, CUSTOMER, ENTRY, LOT, customer_label_sql
 from engine.models.loyalty import AVAILABLE, BUCKETS, HELD, PENDING
 
 
@@ -57,7 +57,7 @@ def audit(engine: Engine, programmes: Iterable[str] | None = None) -> AuditRepor
     """Check every account (of ``programmes``, default all) against its entries."""
     report = AuditReport()
     names = list(programmes) if programmes is not None else None
-    label = func.coalesce(CUSTOMER.c.external_id, literal("#", String) + cast(CUSTOMER.c.id, String))
+    label = customer_label_sql()
     sums = (
         select(ENTRY.c.account_id, *[_bucket_sum(b).label(b) for b in BUCKETS], func.count().label("n"))
         .group_by(ENTRY.c.account_id)

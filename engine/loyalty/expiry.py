@@ -59,7 +59,7 @@ from engine.db import write_transaction
 from engine.loyalty import batch_sql as sql
 from engine.loyalty.account_lock import lock_accounts
 from engine.loyalty.ledger import repay_debts
-from engine.loyalty.posting import ACCOUNT, CUSTOMER, ENTRY, LOT, OPERATION
+from engine.loyalty.posting import ACCOUNT, CUSTOMER, ENTRY, LOT, OPERATION, customer_label_sql
 from engine.loyalty.programme import Programme
 from engine.loyalty.redemption import void_expired_holds
 from engine.models import utcnow
@@ -432,7 +432,7 @@ def preview_expiry(
 ) -> ExpiryPreview:
     """What :func:`expire_due` would expire at ``now``, posting nothing; ``show`` lots listed."""
     now = now or utcnow()
-    label = func.coalesce(CUSTOMER.c.external_id, literal("#", String) + cast(CUSTOMER.c.id, String))
+    label = customer_label_sql()
     reasons: list[tuple[str, ColumnElement[bool]]] = [("expired", _past_date(now))]
     if programme.inactivity is not None:
         idle = and_(_idle(programme, now), or_(LOT.c.expires_at.is_(None), ~_past_date(now)))

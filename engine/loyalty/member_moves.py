@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Row, insert, select
+from sqlalchemy import Engine, Row, select
 
 from engine.errors import (
     InsufficientPointsError,
@@ -30,6 +30,7 @@ from engine.loyalty.posting import (
 )
 from engine.loyalty.programme import Programme
 from engine.loyalty.redemption import close_hold
+from engine.loyalty.tiers import record_tier_changes
 from engine.models import utcnow
 from engine.models.loyalty import (
     ADJUST,
@@ -246,8 +247,6 @@ def merge(
 
 def _higher_tier(context: Context, source_id: int, target_id: int) -> str | None:
     """Keep the higher of the two tiers on the surviving account (recorded as a tier change)."""
-    from engine.models import LoyaltyTierChange
-
     tiers = [tier.name for tier in context.programme.tiers]
     source = account_row(context.connection, source_id).tier
     target = account_row(context.connection, target_id).tier
@@ -257,12 +256,8 @@ def _higher_tier(context: Context, source_id: int, target_id: int) -> str | None
         or (target in tiers and tiers.index(target) >= tiers.index(source))
     ):
         return str(target) if target is not None else None
-    change = LoyaltyTierChange.__table__  # type: ignore[attr-defined]
-    context.connection.execute(
-        insert(change).values(
-            account_id=target_id, from_tier=target, to_tier=source, reason="merge", changed_at=context.now
-        )
-    )
+    change = {"account_id": target_id, "from_tier": target, "to_tier": source, "reason": "merge"}
+    record_tier_changes(context.connection, [{**change, "changed_at": context.now}])
     context.connection.execute(
         ACCOUNT.update().where(ACCOUNT.c.id == target_id).values(tier=source, tier_since=context.now)
     )

@@ -17,7 +17,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    String,
+    and_,
+    cast,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.errors import NotFoundError
@@ -427,3 +440,8 @@ def customer_label(connection: Connection, account_id: int) -> str:
         .where(ACCOUNT.c.id == account_id)
     ).one()
     return str(row.external_id) if row.external_id is not None else f"#{row.id}"
+
+
+def customer_label_sql() -> ColumnElement[str]:
+    """:func:`customer_label` in SQL, for reports that list many accounts (joined to ``customer``)."""
+    return func.coalesce(CUSTOMER.c.external_id, literal("#", String) + cast(CUSTOMER.c.id, String))

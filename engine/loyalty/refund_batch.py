@@ -26,13 +26,10 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
-    String,
     and_,
     bindparam,
-    cast,
     func,
     insert,
-    literal,
     select,
     update,
 )
@@ -40,7 +37,16 @@ from sqlalchemy import (
 from engine.db import write_transaction
 from engine.loyalty.account_lock import lock_accounts
 from engine.loyalty.ledger import Receipt
-from engine.loyalty.posting import ACCOUNT, CUSTOMER, ENTRY, LOT, OPERATION, canonical, request_hash
+from engine.loyalty.posting import (
+    ACCOUNT,
+    CUSTOMER,
+    ENTRY,
+    LOT,
+    OPERATION,
+    canonical,
+    customer_label_sql,
+    request_hash,
+)
 from engine.loyalty.programme import Programme
 from engine.models import Purchase
 from engine.models.loyalty import AVAILABLE, CLAWBACK, EARN, PENDING
@@ -86,9 +92,7 @@ def _candidates(connection: Connection, programme: Programme, ids: list[int], no
             LOT.c.id.label("lot_id"),
             LOT.c.remaining,
             pending.label("pending"),
-            func.coalesce(CUSTOMER.c.external_id, literal("#") + cast(CUSTOMER.c.id, String)).label(
-                "customer"
-            ),
+            customer_label_sql().label("customer"),
         )
         .select_from(
             refund.join(order, order.c.id == refund.c.refund_of_id)

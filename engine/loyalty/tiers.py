@@ -66,7 +66,15 @@ from engine.errors import LoyaltyError
 from engine.local_time import parse_duration
 from engine.loyalty import batch_sql as sql
 from engine.loyalty.account_lock import lock_accounts
-from engine.loyalty.posting import ACCOUNT, CUSTOMER, ENTRY, LOT, ensure_account
+from engine.loyalty.posting import (
+    ACCOUNT,
+    CUSTOMER,
+    ENTRY,
+    LOT,
+    customer_label,
+    customer_label_sql,
+    ensure_account,
+)
 from engine.loyalty.programme import Programme
 from engine.loyalty_settings import TIER_WINDOWS
 from engine.models import LoyaltyTierChange, utcnow
@@ -276,10 +284,8 @@ def decide(
     return TierDecision({"grace_until": None}, target, DOWNGRADE_AFTER_GRACE)
 
 
-def _record(
-    connection: Connection,
-    changes: list[dict[str, Any]],
-) -> list[int]:
+def record_tier_changes(connection: Connection, changes: list[dict[str, Any]]) -> list[int]:
+    """Append ``loyalty_tier_change`` rows (columns by name); returns their ids, in order."""
     if not changes:
         return []
     return [
@@ -385,7 +391,7 @@ def _recompute_chunk(
             ),
             updates,
         )
-    result.changes += _record(connection, changes)
+    result.changes += record_tier_changes(connection, changes)
 
 
 _COLUMNS = ("tier", "tier_since", "tier_override", "override_until", "grace_until")
@@ -455,20 +461,11 @@ def set_tier_override(
             "until": until,
             "changed_at": now,
         }
-        [change_id] = _record(connection, [change])
-        label = _customer_label(connection, account_id)
+        [change_id] = record_tier_changes(connection, [change])
+        label = customer_label(connection, account_id)
     return TierChange(
         change_id, account_id, label, account.tier, tier, reason.strip(), None, actor, until, now
     )
-
-
-def _customer_label(connection: Connection, account_id: int) -> str:
-    row = connection.execute(
-        select(CUSTOMER.c.id, CUSTOMER.c.external_id)
-        .select_from(ACCOUNT.join(CUSTOMER, CUSTOMER.c.id == ACCOUNT.c.customer_id))
-        .where(ACCOUNT.c.id == account_id)
-    ).one()
-    return str(row.external_id) if row.external_id is not None else f"#{row.id}"
 
 
 @dataclass(frozen=True)
@@ -513,7 +510,7 @@ def tier_report(
     counted = list(scope)
     if limit is not None:  # only the accounts shown have their activity summed
         scope.append(ACCOUNT.c.id.in_(select(ACCOUNT.c.id).where(*scope).order_by(ACCOUNT.c.id).limit(limit)))
-    label = func.coalesce(CUSTOMER.c.external_id, literal("#", String) + cast(CUSTOMER.c.id, String))
+    label = customer_label_sql()
     with engine.connect() as connection:
         for tier, count in connection.execute(
             select(ACCOUNT.c.tier, func.count()).where(*counted).group_by(ACCOUNT.c.tier)
