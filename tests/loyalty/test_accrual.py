@@ -25,6 +25,7 @@ from engine.models import CustomerMetrics, CustomerScore, Purchase
 from engine.models.segment import Segment, SegmentMembership
 from engine.models.types import UtcDateTime
 from tests.factories import add_customer, add_purchase, utc
+from tests.loyalty.test_earn_rules import HEAD
 
 PURCHASE = Purchase.__table__  # type: ignore[attr-defined]
 METRICS = CustomerMetrics.__table__  # type: ignore[attr-defined]
@@ -33,21 +34,6 @@ SEGMENT = Segment.__table__  # type: ignore[attr-defined]
 MEMBERSHIP = SegmentMembership.__table__  # type: ignore[attr-defined]
 BERLIN = "Europe/Berlin"
 
-HEAD = """\
-[engine]
-timezone = "Europe/Berlin"
-currency = "RUB"
-
-[customers]
-attributes = { vip = "bool", children = "int" }
-
-[scores.churn]
-rules = [ { when = "orders_count == 0", points = 60 } ]
-
-[segments.regulars]
-rule = "orders_count >= 3"
-
-"""
 
 SIMPLE = """
 [loyalty.programmes.shop]
