@@ -38,6 +38,7 @@ from pydantic_settings import (
 
 from engine.channel_settings import ChannelsSection, ContactPolicySection
 from engine.errors import ConfigErrors, ConfigFileError, ConfigValueError
+from engine.evaluation_settings import ApiSection, BouncesSection, EvaluationSection, ResponsesSection
 from engine.local_time import parse_duration
 from engine.loyalty_settings import LoyaltySection
 from engine.toml_lines import find_line, format_path
@@ -249,6 +250,10 @@ class Settings(BaseSettings):
     contact_policy: ContactPolicySection = Field(default_factory=ContactPolicySection)
     scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
     loyalty: LoyaltySection = Field(default_factory=LoyaltySection)
+    responses: ResponsesSection = Field(default_factory=ResponsesSection)
+    bounces: BouncesSection = Field(default_factory=BouncesSection)
+    evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+    api: ApiSection = Field(default_factory=ApiSection)
     _path: Path = PrivateAttr(default=Path("config.toml"))
     _text: str = PrivateAttr(default="")
 

@@ -12,6 +12,8 @@ import traceback
 import typer
 
 from engine.cli import (
+    api_keys,
+    bounces,
     budget,
     campaigns,
     customers,
@@ -20,9 +22,11 @@ from engine.cli import (
     loyalty,
     preview,
     refresh,
+    report,
     scheduler,
     schema,
     segments,
+    serve,
     suppress,
     worker,
 )
@@ -40,6 +44,10 @@ for module in (
     campaigns,
     budget,
     loyalty,
+    bounces,
+    report,
+    api_keys,
+    serve,
     worker,
     scheduler,
     demo,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.models.api_key import API_SCOPES, ApiKey
 from engine.models.customer import CONSENT_CHANNELS, LIFECYCLE_STAGES, Customer, CustomerSourceRecord
 from engine.models.import_batch import ImportBatch
 from engine.models.loyalty import (
@@ -12,20 +13,25 @@ from engine.models.loyalty import (
     LoyaltyTierChange,
 )
 from engine.models.metrics import CustomerMetrics, CustomerMetricValue, CustomerScore
-from engine.models.outbox import CampaignRun, ContactResponse, CustomerEvent, OutboxMessage, OutboxWorker
+from engine.models.outbox import CampaignRun, CustomerEvent, OutboxMessage, OutboxWorker
 from engine.models.purchase import Purchase
+from engine.models.response import RESPONSE_KINDS, ContactResponse, Conversion
 from engine.models.scheduler import APSCHEDULER_JOBS, SchedulerReload
 from engine.models.segment import Segment, SegmentMembership, SegmentRefresh
 from engine.models.suppression import SUPPRESSION_REASONS, Suppression
 from engine.models.types import Money, UtcDateTime, utcnow
 
 __all__ = [
+    "API_SCOPES",
     "APSCHEDULER_JOBS",
     "CONSENT_CHANNELS",
     "LIFECYCLE_STAGES",
+    "RESPONSE_KINDS",
     "SUPPRESSION_REASONS",
+    "ApiKey",
     "CampaignRun",
     "ContactResponse",
+    "Conversion",
     "Customer",
     "CustomerEvent",
     "CustomerMetricValue",

@@ -146,17 +146,3 @@ class CustomerEvent(SQLModel, table=True):
     key: str | None = Field(default=None, max_length=200)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonDict, nullable=False))
     recorded_at: dt.datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, nullable=False)
-
-
-class ContactResponse(SQLModel, table=True):
-    """A customer's response to a contact: opened, clicked, replied, a call outcome, unsubscribed."""
-
-    __tablename__ = "contact_response"
-    __table_args__ = (Index("ix_contact_response_outbox", "outbox_id", "kind"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    outbox_id: int | None = Field(default=None, foreign_key="outbox.id")
-    customer_id: int = Field(foreign_key="customer.id", index=True)
-    kind: str = Field(max_length=30)
-    occurred_at: dt.datetime = Field(sa_type=UtcDateTime, nullable=False)
-    detail: str | None = Field(default=None, max_length=2000)

@@ -9,7 +9,15 @@ from sqlmodel import Field, SQLModel
 
 from engine.models.types import UtcDateTime, utcnow
 
-SUPPRESSION_REASONS = ("hard_bounce", "unsubscribe", "complaint", "manual")
+SUPPRESSION_REASONS = (
+    "hard_bounce",
+    "soft_bounce",
+    "unsubscribe",
+    "complaint",
+    "wrong_number",
+    "refused",
+    "manual",
+)
 
 
 class Suppression(SQLModel, table=True):

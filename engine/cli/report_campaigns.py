@@ -1,0 +1,9 @@
+"""``crm`` commands: report_campaigns."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the commands of this module to ``app``."""

@@ -1,0 +1,1 @@
+"""Evaluation: attribution of purchases to contacts, campaign results with uplift, programme indicators."""

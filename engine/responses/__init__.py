@@ -1,0 +1,1 @@
+"""Responses to contacts: tracking, call outcomes, replies, survey scores, bounces."""
