@@ -15,10 +15,10 @@ because time has passed since its run was planned:
 
 The rest are rendered as :func:`engine.campaigns.preview.template_context`
 shows (the same context a preview sees, plus ``variant``): emails with their
-variant's subject and template and ``List-Unsubscribe`` headers (RFC 8058
-one-click), SMS as text, calls, letters and meetings with what their list
-files show. A template that fails for one customer fails that row, never
-the batch.
+variant's subject and template, ``List-Unsubscribe`` headers (RFC 8058
+one-click), their links tracked and an open pixel (:mod:`engine.tracking`),
+SMS as text, calls, letters and meetings with what their list files show.
+A template that fails for one customer fails that row, never the batch.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from engine.outbox.claim import ClaimedRow
 from engine.outbox.record import Outcome
 from engine.outbox.store import RUN
 from engine.suppression import SUPPRESSIBLE_CHANNELS, SUPPRESSION, normalise_address
+from engine.tracking import track_email
 
 LAST_PURCHASES = 3  # purchases shown on a call card or meeting task
 
@@ -350,16 +351,20 @@ class Composer:
         if channel == "email":
             template, subject = self._template_and_subject(definition, step, row.variant)
             email = self.renderer.render_email(template, subject, context)
+            unsubscribe = context["links"].get("unsubscribe", "")
+            headers = self._unsubscribe_headers(unsubscribe, row.customer_id, campaign.key)
+            links = self.config.settings.links
+            html = track_email(
+                email.html, row.id, base_url=links.base_url, secret=links.secret or "", keep={unsubscribe}
+            )
             return OutgoingMessage(
                 key,
                 row.customer_id,
                 address,
                 subject=email.subject,
-                html=email.html,
+                html=html,
                 text=email.text,
-                headers=self._unsubscribe_headers(
-                    context["links"].get("unsubscribe", ""), row.customer_id, campaign.key
-                ),
+                headers=headers,
                 details={"campaign": definition.name, "variant": row.variant or ""},
             )
         if channel == "sms":

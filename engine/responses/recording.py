@@ -42,5 +42,5 @@ def record_response(connection: Connection, response: NewResponse) -> bool:
         return True
     dialect = connection.dialect.name
     statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(RESPONSE).values(**values)
-    statement = statement.on_conflict_do_nothing(index_elements=["source", "key"])
-    return bool(connection.execute(statement).rowcount)
+    inserted = statement.on_conflict_do_nothing(index_elements=["source", "key"]).returning(RESPONSE.c.id)
+    return connection.execute(inserted).first() is not None
