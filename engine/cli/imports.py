@@ -1,4 +1,4 @@
-"""``crm import customers|purchases FILE``."""
+"""``crm import customers|purchases|responses FILE``."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from engine.campaigns.loading import campaigns_folder
 from engine.cli.app import console, print_json, state
 from engine.customers.importing import ImportOptions, ImportSummary, import_customers, import_purchases
 from engine.errors import ConfigValueError
+from engine.responses.response_import import import_responses
 
 group = typer.Typer(
-    help="Import customers and purchases from CSV or XLSX files.\n\n"
+    help="Import customers, purchases and responses from CSV or XLSX files.\n\n"
     "Example: crm import customers shop.csv --source shop",
     no_args_is_help=True,
 )
@@ -103,7 +105,8 @@ def _print(summary: ImportSummary, as_json: bool) -> None:
     console.print(table)
     for line in summary.describe()[1:]:
         console.print(line, style="yellow" if "rejected" in line else None, soft_wrap=True)
-    console.print("run `crm refresh` to bring metrics, scores and segments up to date")
+    if summary.kind != "responses":
+        console.print("run `crm refresh` to bring metrics, scores and segments up to date")
 
 
 def customers(
@@ -152,8 +155,50 @@ def purchases(
     _import("purchases", file, source, options, as_json)
 
 
+def responses(
+    file: Path = typer.Argument(..., help="CSV or XLSX file"),
+    centre: str | None = typer.Option(
+        None,
+        "--centre",
+        help="the call centre whose codes the file uses (responses.call_centres.NAME)",
+    ),
+    source: str = typer.Option("responses", "--source", help="where the file comes from"),
+    encoding: str | None = EncodingOpt,
+    delimiter: str | None = DelimiterOpt,
+    date_format: str | None = DateFormatOpt,
+    decimal_comma: bool | None = DecimalOpt,
+    sheet: str | None = SheetOpt,
+    mapping: list[str] = MapOpt,
+    ignore_unknown: bool = IgnoreOpt,
+    rejects: Path | None = RejectsOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Import call outcomes, replies and survey scores; wrong numbers and refusals change the contact policy.
+
+    Example: crm import responses calls.csv --centre main
+    """
+    options = _options(
+        encoding, delimiter, date_format, decimal_comma, sheet, mapping, ignore_unknown, rejects
+    )
+    config = state.config()
+    settings = config.settings.engine
+    summary = import_responses(
+        state.engine(config),
+        file,
+        source=source,
+        options=options,
+        settings=config.settings.responses,
+        centre=centre,
+        campaigns={path.stem for path in campaigns_folder(config).glob("*.toml")},
+        timezone=settings.timezone,
+        default_region=settings.default_region,
+    )
+    _print(summary, as_json)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``crm import`` to ``app``."""
     group.command("customers")(customers)
     group.command("purchases")(purchases)
+    group.command("responses")(responses)
     app.add_typer(group, name="import")

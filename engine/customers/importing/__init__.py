@@ -10,8 +10,9 @@ a rejects file. A file that cannot be read at all raises
 Modules, by concept: ``reader`` (files, encodings, delimiters), ``columns``
 (header mapping), ``detection`` (date order, decimal separator), ``normalise``
 (cells to values), ``customers`` and ``purchases`` (the two importers),
-``rejects``, ``summary``, ``options``, ``pipeline`` (the steps both share),
-``batch`` (the ``import_batch`` record).
+``references`` (customer references in rows, resolved in bulk), ``rejects``,
+``summary``, ``options``, ``pipeline`` (the steps both share), ``batch`` (the
+``import_batch`` record).
 """
 
 from __future__ import annotations

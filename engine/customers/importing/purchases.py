@@ -4,7 +4,8 @@ Each row needs an external id, a customer reference, a time and an amount.
 The customer is referenced by external id (``customer.external_id``, else a
 source record key of any source naming one customer), email or phone, in
 separate columns or one ``customer`` column (an ``@`` makes it an email,
-otherwise an external id, else a phone number). A refund (``refund_of`` = the
+otherwise an external id, else a phone number), matched as
+:mod:`engine.customers.importing.references` does. A refund (``refund_of`` = the
 external id of an earlier purchase, in the database or earlier in the file) is
 stored with a negative amount whatever the sign in the file; it inherits the
 original's customer when it names none, and all refunds of a purchase together
@@ -23,9 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections import defaultdict
 from collections.abc import Callable, Mapping
-from contextlib import suppress
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.orm import aliased
 
-from engine.customers.importing.batch import CUSTOMER, PURCHASE, SOURCE_RECORD
+from engine.customers.importing.batch import PURCHASE
 from engine.customers.importing.columns import PURCHASE_FIELDS
 from engine.customers.importing.normalise import (
     FieldError,
@@ -47,6 +46,14 @@ from engine.customers.importing.normalise import (
 from engine.customers.importing.options import ImportOptions
 from engine.customers.importing.pipeline import PreparedImport, prepare_import, run_import, wrong_width
 from engine.customers.importing.reader import Cell, SourceRow
+from engine.customers.importing.references import (
+    CustomerReference,
+    References,
+    customer_of,
+    generic_reference,
+    resolve_references,
+    row_reference,
+)
 from engine.customers.importing.summary import ImportSummary
 from engine.errors import ImportFileError
 from engine.loyalty.accrual import AccrualResult, accrue_purchases
@@ -64,8 +71,6 @@ MAX_MONEY = Decimal("999999999999.99")
 CENT = Decimal("0.01")
 MILLI = Decimal("0.001")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-References = dict[tuple[str, str], int | None]
-"""(kind, value) of a customer reference -> customer id (None: it names several customers)."""
 
 
 def import_purchases(
@@ -151,9 +156,7 @@ class _Row:
     quantity: Decimal
     margin: Decimal | None
     refund_of: str | None
-    customer_external_id: str | None
-    customer_email: str | None
-    customer_phone: str | None
+    customer: CustomerReference
     customer_id: int | None = None
 
     def content(self, refund_of: str | None) -> tuple[Any, ...]:
@@ -219,7 +222,10 @@ class _PurchaseImport:
             except FieldError as exc:
                 reasons.append(f"{name}: {exc}")
         if "customer" in cells:
-            self._generic_reference(cells["customer"], values, reasons)
+            try:
+                values["customer"] = generic_reference(cells["customer"], self.region)
+            except FieldError as exc:
+                reasons.append(f"customer: {exc}")
         for name in REQUIRED:
             if name not in cells:
                 reasons.append(f"{name}: missing")
@@ -250,25 +256,8 @@ class _PurchaseImport:
             quantity=quantity,
             margin=margin,
             refund_of=values.get("refund_of"),
-            customer_external_id=values.get("customer_external_id"),
-            customer_email=values.get("customer_email"),
-            customer_phone=values.get("customer_phone"),
+            customer=row_reference(values),
         ), []
-
-    def _generic_reference(self, cell: Cell, values: dict[str, Any], reasons: list[str]) -> None:
-        text = clean_text(cell)
-        if "@" in text:
-            try:
-                values.setdefault("customer_email", parse_email(cell))
-            except FieldError as exc:
-                reasons.append(f"customer: {exc}")
-            return
-        if len(text) > 200:
-            reasons.append("customer: longer than 200 characters")
-            return
-        values.setdefault("customer_external_id", text)
-        with suppress(FieldError):  # not a phone number: the external id alone
-            values.setdefault("customer_phone", parse_phone(cell, self.region))
 
     # --- a chunk -------------------------------------------------------------------------------
 
@@ -290,7 +279,7 @@ class _PurchaseImport:
     def _process(
         self, connection: Connection, parsed: list[_Row], rejected: list[tuple[SourceRow, list[str]]]
     ) -> None:
-        customers = self._resolve_customers(connection, parsed)
+        customers = resolve_references(connection, (item.customer for item in parsed))
         wanted = {p.external_id for p in parsed} | {p.refund_of for p in parsed if p.refund_of}
         known = self._load_purchases(connection, wanted)
         refunded = self._refunded(connection, known)
@@ -319,7 +308,7 @@ class _PurchaseImport:
         original = None
         if item.refund_of:
             original = accepted.get(item.refund_of) or known.get(item.refund_of)
-        customer_id, problem = self._customer_of(item, customers)
+        customer_id, problem = customer_of(item.customer, customers)
         if problem:
             return [problem]
         if customer_id is None and original is not None:
@@ -353,59 +342,6 @@ class _PurchaseImport:
             None, customer_id, item.amount, item.currency, item.refund_of, content, item.source.line
         )
         return []
-
-    @staticmethod
-    def _customer_of(item: _Row, customers: References) -> tuple[int | None, str | None]:
-        given = [
-            (kind, value)
-            for kind, value in (
-                ("external_id", item.customer_external_id),
-                ("email", item.customer_email),
-                ("phone", item.customer_phone),
-            )
-            if value
-        ]
-        for kind, value in given:
-            if (kind, value) in customers:
-                found = customers[(kind, value)]
-                if found is None:
-                    return None, f"customer: {value!r} names several customers"
-                return found, None
-        if given:
-            described = ", ".join(f"{kind} {value!r}" for kind, value in given)
-            return None, f"customer: unknown customer ({described})"
-        return None, None
-
-    def _resolve_customers(self, connection: Connection, parsed: list[_Row]) -> References:
-        """(kind, value) -> customer id, or None when the reference names several customers."""
-        found: References = {}
-        external = sorted({p.customer_external_id for p in parsed if p.customer_external_id})
-        if external:
-            query = select(CUSTOMER.c.external_id, CUSTOMER.c.id).where(CUSTOMER.c.external_id.in_(external))
-            for key, customer_id in connection.execute(query):
-                found[("external_id", key)] = customer_id
-            rest = [key for key in external if ("external_id", key) not in found]
-            if rest:
-                by_key: dict[str, set[int]] = defaultdict(set)
-                query = select(SOURCE_RECORD.c.source_key, SOURCE_RECORD.c.customer_id).where(
-                    SOURCE_RECORD.c.source_key.in_(rest)
-                )
-                for key, customer_id in connection.execute(query):
-                    by_key[key].add(customer_id)
-                for key, ids in by_key.items():
-                    found[("external_id", key)] = ids.pop() if len(ids) == 1 else None
-        for kind, values in (
-            ("email", {p.customer_email for p in parsed if p.customer_email}),
-            ("phone", {p.customer_phone for p in parsed if p.customer_phone}),
-        ):
-            if values:
-                column = CUSTOMER.c[kind]
-                query = (
-                    select(column, func.min(CUSTOMER.c.id)).where(column.in_(sorted(values))).group_by(column)
-                )
-                for value, customer_id in connection.execute(query):
-                    found[(kind, value)] = customer_id
-        return found
 
     def _load_purchases(self, connection: Connection, external_ids: set[str]) -> dict[str, _Known]:
         original = aliased(PURCHASE)
