@@ -51,10 +51,18 @@ class GroupFigures:
     margin: Decimal
     actual_cost: Decimal
     revenue_sum_squares: Decimal = Decimal(0)  # over customers: for the revenue test
+    responders: int = 0  # customers with at least one engaged response (of ENGAGED_KINDS)
+    retained: int = 0  # customers with any purchase inside their goal window, attributed or not
 
     @property
     def response_rate(self) -> float | None:
+        """Responded contacts per contact made."""
         return self.responded / self.sent if self.sent else None
+
+    @property
+    def revenue_per_customer(self) -> Decimal | None:
+        """Attributed revenue per customer of the audience."""
+        return (self.revenue / self.audience).quantize(Decimal("0.01")) if self.audience else None
 
     @property
     def conversion_rate(self) -> float | None:
