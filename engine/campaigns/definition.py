@@ -127,12 +127,27 @@ class Campaign(_Strict):
         default_factory=dict, description="values the templates may use, e.g. { offer_until = '31 March' }"
     )
     variants: list[Variant] = Field(default_factory=list)
+    test_share: Decimal | None = Field(
+        None,
+        description="A/B/n: the share of the reachable, non-control audience the variants are tested on; "
+        "the rest is held for the winner (crm run KEY --winner)",
+    )
     steps: list[Step] = Field(min_length=1)
 
     @field_validator("max_lateness")
     @classmethod
     def _lateness(cls, value: str) -> str:
         parse_duration(value)
+        return value
+
+    @field_validator("test_share")
+    @classmethod
+    def _test_share(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and not 0 < value < 1:
+            raise ValueError(
+                f"test_share {value} must lie between 0 and 1 (exclusive): the share of the audience "
+                "the variants are tested on, e.g. 0.2; the rest waits for the winner"
+            )
         return value
 
     @model_validator(mode="after")
@@ -161,6 +176,11 @@ class Campaign(_Strict):
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names):
             raise ValueError(f"variant names repeat: {', '.join(names)}")
+        if self.test_share is not None and len(self.variants) < 2:
+            raise ValueError(
+                f"test_share needs at least two [[variants]] to test (found {len(self.variants)}): "
+                "add variants or remove test_share"
+            )
         return self
 
     @property

@@ -20,6 +20,10 @@ Then, still in the same transaction:
   hash does not change between runs, so a customer in control stays there
   while the audience stays much the same; the budget plan counts the control
   group with the same function;
+* with ``test_share`` (an A/B/n test), step 0 then keeps the test to that
+  share of the reachable rows left, by another stable hash; the queued rows
+  beyond it are ``held`` (no variant, no cost, no cap) until
+  :func:`engine.campaigns.winner.send_winner` gives them the winner;
 * lower-priority contacts queued in the same cap window that now exceed the
   cap are pre-empted (``over_cap``): the higher priority wins within the caps;
 * the step's spending limits (:mod:`engine.budget.enforcement`: the
@@ -65,12 +69,13 @@ from sqlalchemy.sql import Select
 from engine.budget.enforcement import SpendingLimits, binding
 from engine.budget.unit_costs import UnitCosts
 from engine.campaigns.definition import Campaign
-from engine.campaigns.send_time import by_zone, customer_zones, zone_times
+from engine.campaigns.send_time import ZoneTimes, by_zone, customer_zones, zone_times
 from engine.catalogue import CUSTOMER, PURCHASE, CustomerScope
 from engine.config import Config
 from engine.local_time import local_instant
 from engine.models import CampaignRun, ContactResponse, OutboxMessage, Suppression, UtcDateTime
 from engine.models import outbox as states
+from engine.models.response import ENGAGED_KINDS
 from engine.rules import RuleType, bucket_expression, compile_expression, compile_rule
 
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
@@ -210,8 +215,9 @@ def _only_if(
     responders = select(earlier.c.customer_id).select_from(
         RESPONSE.join(earlier, earlier.c.id == RESPONSE.c.outbox_id)
     )
-    if text == "not responded":
-        return not_(lookups.has(responders.where(this_run), "responded", CUSTOMER.c.id))
+    if text == "not responded":  # engaged: clicked, replied, reached on the phone (not a mere open)
+        engaged = responders.where(this_run, RESPONSE.c.kind.in_(ENGAGED_KINDS))
+        return not_(lookups.has(engaged, "responded", CUSTOMER.c.id))
     if text == "opened":
         opened = responders.where(this_run, RESPONSE.c.kind.in_(("open", "click")))
         return lookups.has(opened, "opened", CUSTOMER.c.id)
@@ -242,10 +248,24 @@ def rank_expression(campaign: Campaign, config: Config, scope: CustomerScope) ->
     return func.coalesce(expression.to_sql(scope), 0)
 
 
-def _end_limit(campaign: Campaign, zone: zoneinfo.ZoneInfo) -> dt.datetime | None:
+def end_limit_of(campaign: Campaign, zone: zoneinfo.ZoneInfo) -> dt.datetime | None:
+    """The first instant after the campaign's last day (business zone); None without an end."""
     if campaign.end is None:
         return None
     return local_instant(campaign.end + dt.timedelta(days=1), dt.time(0), zone)
+
+
+def step_times(
+    connection: Connection, config: Config, campaign: Campaign, channel: str, base: dt.datetime
+) -> dict[str, ZoneTimes]:
+    """For each zone customers have (the business zone first): when a contact fired at ``base`` may go."""
+    default = config.settings.engine.timezone
+    policy = config.settings.contact_policy
+    cap = policy.cap(channel)
+    return {
+        name: zone_times(zoneinfo.ZoneInfo(name), base, channel, campaign, policy.quiet, cap)
+        for name in [default, *customer_zones(connection, default)]
+    }
 
 
 def materialise_step(
@@ -270,11 +290,7 @@ def materialise_step(
     business_zone = zoneinfo.ZoneInfo(default)
     policy = settings.contact_policy
     cap = policy.cap(channel)
-    zones = [default, *customer_zones(connection, default)]
-    times = {
-        name: zone_times(zoneinfo.ZoneInfo(name), step_run.base, channel, campaign, policy.quiet, cap)
-        for name in zones
-    }
+    times = step_times(connection, config, campaign, channel, step_run.base)
     scheduled = by_zone({name: t.send_at for name, t in times.items()}, default)
     scope = CustomerScope(config.fields, step_run.business_day)
     lookups = Lookups()
@@ -282,19 +298,12 @@ def materialise_step(
     only_if = _only_if(step_run, config, scope, lookups)
     recipient = recipient_expression(channel)
     audience = source.subquery("audience")
-    end_limit = _end_limit(campaign, business_zone)
+    end_limit = end_limit_of(campaign, business_zone)
 
-    whens: list[tuple[ColumnElement[bool], ColumnElement[str]]] = [
+    whens = [
         (not_(func.coalesce(type_coerce(only_if, Boolean()), false())), literal(states.CONDITION_NOT_MET)),
-        (not_(consent_expression(channel)), literal(states.NO_CONSENT)),
-        (or_(recipient.is_(None), recipient == ""), literal(states.NO_ADDRESS)),
-        (suppressed_expression(channel, recipient, lookups), literal(states.SUPPRESSED)),
+        *exclusion_cases(config, campaign, channel, times, lookups, end_limit),
     ]
-    if end_limit is not None:
-        whens.append((scheduled >= literal(end_limit, UtcDateTime()), literal(states.OUTSIDE_WINDOW)))
-    if cap is not None:
-        used = _cap_used(channel, times, default, campaign.priority, lookups)
-        whens.append((used >= cap.count, literal(states.OVER_CAP)))
     state = case(*whens, else_=literal(states.QUEUED))
 
     unit_cost = UnitCosts(settings.channels).at(
@@ -326,11 +335,43 @@ def materialise_step(
     connection.execute(insert(OUTBOX).from_select(columns, query))
     if step_run.step == 0:
         draw_control(connection, step_run, now)
+        hold_for_winner(connection, step_run, now)
     if cap is not None:
-        _preempt(connection, step_run, channel, times, default, cap.count, now)
+        preempt(connection, step_run, channel, times, default, cap.count, now)
     trim_to_budget(connection, step_run, limits or SpendingLimits(config), now)
     if channel == "call":
         spread_calls(connection, config, step_run, end_limit, now)
+
+
+def exclusion_cases(
+    config: Config,
+    campaign: Campaign,
+    channel: str,
+    times: dict[str, ZoneTimes],
+    lookups: Lookups,
+    end_limit: dt.datetime | None,
+) -> list[tuple[ColumnElement[bool], ColumnElement[str]]]:
+    """Why a customer is not contacted on ``channel`` (``only_if`` aside), as ``CASE`` branches in order.
+
+    ``no_consent``, ``no_address``, ``suppressed``, ``outside_window`` (the
+    zone's send time at or past ``end_limit``), ``over_cap``; the expressions
+    read ``CUSTOMER`` and the derived tables ``lookups`` joins to it.
+    """
+    default = config.settings.engine.timezone
+    recipient = recipient_expression(channel)
+    whens: list[tuple[ColumnElement[bool], ColumnElement[str]]] = [
+        (not_(consent_expression(channel)), literal(states.NO_CONSENT)),
+        (or_(recipient.is_(None), recipient == ""), literal(states.NO_ADDRESS)),
+        (suppressed_expression(channel, recipient, lookups), literal(states.SUPPRESSED)),
+    ]
+    if end_limit is not None:
+        scheduled = by_zone({name: t.send_at for name, t in times.items()}, default)
+        whens.append((scheduled >= literal(end_limit, UtcDateTime()), literal(states.OUTSIDE_WINDOW)))
+    cap = config.settings.contact_policy.cap(channel)
+    if cap is not None:
+        used = _cap_used(channel, times, default, campaign.priority, lookups)
+        whens.append((used >= cap.count, literal(states.OVER_CAP)))
+    return whens
 
 
 def _cap_used(
@@ -363,7 +404,7 @@ def _cap_used(
     return lookups.value(counts, "cap_used", 0)
 
 
-def _preempt(
+def preempt(
     connection: Connection,
     step_run: StepRun,
     channel: str,
@@ -457,6 +498,49 @@ def draw_control(connection: Connection, step_run: StepRun, now: dt.datetime) ->
     detail = f"control group: {size} of {count} reachable customers ({share:%})"
     _mark(connection, chosen, states.CONTROL, detail, now)
     return size
+
+
+def test_order(key: str) -> ColumnElement[Any]:
+    """Where a customer stands for the A/B test of campaign ``key``: lowest first, tested."""
+    return bucket_expression(OUTBOX.c.customer_id, CONTROL_HASH, f"test:{key}")
+
+
+def hold_for_winner(connection: Connection, step_run: StepRun, now: dt.datetime) -> int:
+    """With ``test_share``, hold the rows beyond the test for the A/B winner (``held``); how many.
+
+    The test takes :func:`control_size` (the same rounding) of the reachable
+    rows left after the control group, those with the lowest
+    ``bucket(customer_id, 65536, 'test:KEY')``, ties by customer id. Of the
+    others, the ``queued`` ones are held, without a variant until
+    :mod:`engine.campaigns.winner` gives them the winner; the rest keep their
+    reason (``over_cap``, ``outside_window``): they would not be contacted now.
+    """
+    share = step_run.campaign.test_share
+    if share is None:
+        return 0
+    reachable = and_(
+        OUTBOX.c.run_id == step_run.run_id, OUTBOX.c.step == 0, OUTBOX.c.state.in_(REACHABLE_STATES)
+    )
+    count = connection.execute(select(func.count()).select_from(OUTBOX).where(reachable)).scalar_one()
+    tested = control_size(share, count)
+    ordered = (
+        select(
+            OUTBOX.c.id,
+            OUTBOX.c.state,
+            func.row_number()
+            .over(order_by=(test_order(step_run.key), OUTBOX.c.customer_id))
+            .label("position"),
+        )
+        .where(reachable)
+        .subquery("test_order")
+    )
+    rest = select(ordered.c.id).where(ordered.c.position > tested, ordered.c.state == states.QUEUED)
+    detail = f"held for the A/B winner: the test takes {tested} of {count} reachable customers ({share:%})"
+    return connection.execute(
+        update(OUTBOX)
+        .where(OUTBOX.c.id.in_(rest))
+        .values(state=states.HELD, variant=None, detail=detail, updated_at=now)
+    ).rowcount
 
 
 def trim_to_budget(

@@ -5,17 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import zoneinfo
+from typing import Any
 
 import typer
 from rich.table import Table
+from sqlalchemy import Engine
 
 from engine.campaigns.events import record_event
 from engine.campaigns.firings import last_firing
 from engine.campaigns.loading import load_campaigns
 from engine.campaigns.plan_diff import PlanDiff, plan_diff
 from engine.campaigns.planner import Plan, plan
-from engine.campaigns.runner import RunSummary, StepCounts, start_run
+from engine.campaigns.runner import RunSummary, StepCounts, run_summary, start_run
+from engine.campaigns.winner import send_winner
 from engine.cli.app import console, print_json, state
+from engine.config import Config
 from engine.customers.profile import find_customer_id
 from engine.errors import ConfigValueError, NotFoundError
 from engine.models import outbox as states
@@ -25,6 +29,7 @@ from engine.models import utcnow
 STATE_ORDER = (
     *states.WAITING_STATES,
     *states.CONTACTED_STATES,
+    states.HELD,
     states.FAILED,
     states.EXPIRED,
     *states.EXCLUDED_STATES,
@@ -53,6 +58,8 @@ def _states_text(counts: dict[str, int], later: int = 0) -> str:
         text = f"{name.replace('_', ' ')} {n:,}"
         if name == states.QUEUED and later:
             text += f" ({later:,} later: quiet hours, local send time or call capacity)"
+        if name == states.HELD:
+            text += " (wait for the A/B winner: crm run KEY --winner)"
         parts.append(text)
     return ", ".join(parts)
 
@@ -159,22 +166,96 @@ def _print_run(summary: RunSummary, currency: str) -> None:
     console.print(steps_table(title, summary.steps, currency) if summary.steps else title)
 
 
+def _drain_run(engine: Engine, config: Config, run_id: int) -> RunSummary:
+    """Send what run ``run_id`` has due, advance later steps, and summarise the run."""
+    from engine.campaigns.runner import advance, run_summary
+    from engine.outbox.worker import drain
+
+    drain(engine, config, until_idle=True, run_id=run_id)
+    advance(engine, config)
+    with engine.connect() as connection:
+        return run_summary(connection, run_id)
+
+
+def _run_json(summary: RunSummary) -> dict[str, Any]:
+    return {
+        "run_id": summary.run_id,
+        "campaign": summary.campaign,
+        "state": summary.state,
+        "detail": summary.detail,
+        "counts": summary.counts,
+        "cost": str(summary.cost),
+    }
+
+
+def _winner_command(
+    engine: Engine, config: Config, campaign: str, variant: str | None, send: bool, as_json: bool
+) -> None:
+    """``crm run KEY --winner``: the held customers of the latest A/B run get the winning variant."""
+    result = send_winner(engine, config, campaign, variant=variant)
+    summary = None
+    if result.run_id is not None:
+        if send:
+            summary = _drain_run(engine, config, result.run_id)
+        else:
+            with engine.connect() as connection:
+                summary = run_summary(connection, result.run_id)
+    if as_json:
+        payload: dict[str, Any] = {
+            "campaign": result.campaign,
+            "run_id": result.run_id,
+            "variant": result.variant,
+            "chosen_by": result.chosen_by or None,
+            "held": result.states,
+            "message": result.describe(),
+        }
+        if summary is not None:
+            payload["run"] = _run_json(summary)
+        print_json(payload)
+        return
+    console.print(result.describe())
+    if summary is not None:
+        _print_run(summary, config.settings.engine.currency)
+
+
 def run_command(
     campaign: str = typer.Argument(..., help="the campaign (its file name without .toml)"),
     now: bool = typer.Option(False, "--now", help="fire now, whatever the campaign's schedule says"),
     send: bool = typer.Option(True, "--send/--no-send", help="drain this run's outbox right away"),
+    winner: bool = typer.Option(
+        False, "--winner", help="A/B test: send the winning variant to the customers held for it"
+    ),
+    variant: str | None = typer.Option(
+        None, "--variant", help="with --winner: send this variant, whatever the test says"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print as JSON"),
 ) -> None:
     """Run one campaign by hand: queue its audience, then send what is due.
 
     Without --now it fires the campaign's latest due firing (a rerun of one that
     already ran changes nothing: every customer gets each step once).
+    With --winner it fires nothing: the customers of the latest run held back by
+    the campaign's test_share get the A/B winner (the significant one, or --variant),
+    once; without a significant winner and without --variant it refuses.
 
     Example: crm run winback
     Example: crm run winback --now --no-send
+    Example: crm run spring_sale --winner
+    Example: crm run spring_sale --winner --variant b
     """
     config = state.config()
     engine = state.engine(config)
+    if variant is not None and not winner:
+        raise ConfigValueError(
+            "--variant", "variant", "goes with --winner: crm run KEY --winner --variant NAME"
+        )
+    if winner and now:
+        raise ConfigValueError(
+            "--now", "now", "--winner fires nothing: it sends the held customers the winner"
+        )
+    if winner:
+        _winner_command(engine, config, campaign, variant, send, as_json)
+        return
     campaigns = load_campaigns(config)
     if campaign not in campaigns:
         raise NotFoundError("campaign", campaign, list(campaigns))
@@ -194,25 +275,9 @@ def run_command(
         moment = due
     summary = start_run(engine, config, chosen, scheduled_for=moment, now=utcnow())
     if send and summary.state == states.RUN_QUEUED:
-        from engine.outbox.worker import drain
-
-        drain(engine, config, until_idle=True, run_id=summary.run_id)
-        from engine.campaigns.runner import advance, run_summary
-
-        advance(engine, config)
-        with engine.connect() as connection:
-            summary = run_summary(connection, summary.run_id)
+        summary = _drain_run(engine, config, summary.run_id)
     if as_json:
-        print_json(
-            {
-                "run_id": summary.run_id,
-                "campaign": summary.campaign,
-                "state": summary.state,
-                "detail": summary.detail,
-                "counts": summary.counts,
-                "cost": str(summary.cost),
-            }
-        )
+        print_json(_run_json(summary))
         return
     _print_run(summary, config.settings.engine.currency)
 

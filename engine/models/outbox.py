@@ -27,6 +27,7 @@ FAILED = "failed"  # permanent failure or attempts used up; ``detail`` says why
 BOUNCED = "bounced"  # the address does not exist (5xx): suppressed from now on
 SUPPRESSED = "suppressed"  # on the suppression list (unsubscribed, bounced, complained)
 CONTROL = "control"  # in the control group: deliberately not contacted
+HELD = "held"  # held for the A/B winner (test_share): queued with the winner by ``crm run KEY --winner``
 OVER_CAP = "over_cap"  # would exceed the channel's frequency cap
 OVER_BUDGET = "over_budget"  # past the campaign's budget line
 OUTSIDE_WINDOW = "outside_window"  # no allowed sending time before the campaign ends
@@ -39,8 +40,10 @@ WAITING_STATES = (QUEUED, SENDING, COMMITTING)
 CONTACTED_STATES = (SENT, DELIVERED, BOUNCED)
 #: states that count against frequency caps: contacts made or about to be made
 CAP_STATES = (QUEUED, SENDING, COMMITTING, SENT, DELIVERED)
+#: left out of the contact (final, but for ``held``: final until the A/B winner is sent to it)
 EXCLUDED_STATES = (
     CONTROL,
+    HELD,
     NO_CONSENT,
     NO_ADDRESS,
     SUPPRESSED,
@@ -93,6 +96,7 @@ class OutboxMessage(SQLModel, table=True):
         Index("ux_outbox_key", "run_id", "customer_id", "step", unique=True),
         Index("ix_outbox_claim", "state", "channel", "scheduled_at"),
         Index("ix_outbox_customer", "customer_id", "channel", "scheduled_at"),
+        Index("ix_outbox_reference", "reference"),  # a bounce report finds its message by Message-ID
     )
 
     id: int | None = Field(default=None, primary_key=True)

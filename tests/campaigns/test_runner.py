@@ -308,6 +308,7 @@ def test_later_steps_follow_the_wait_and_only_if(db, write_config, tmp_path) -> 
     [
         ("opened", {"opener", "clicker"}),
         ("clicked", {"clicker"}),
+        ("not responded", {"opener", "quiet", "buyer"}),  # an open alone is not a response; a click is
         ("not converted", {"opener", "clicker", "quiet"}),
     ],
 )

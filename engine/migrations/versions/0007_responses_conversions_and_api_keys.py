@@ -72,6 +72,9 @@ def upgrade() -> None:
         batch_op.create_index("ix_conversion_outbox", ["outbox_id"], unique=False)
         batch_op.create_index("ix_conversion_run", ["run_id", "group", "variant"], unique=False)
 
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index("ix_outbox_reference", ["reference"], unique=False)
+
     with op.batch_alter_table("contact_response", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("source", sa.String(length=100), nullable=False, server_default="engine")
@@ -97,6 +100,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_reference")
+
     with op.batch_alter_table("contact_response", schema=None) as batch_op:
         batch_op.drop_constraint("fk_contact_response_import", type_="foreignkey")
         batch_op.drop_index("ux_contact_response_key")
