@@ -24,6 +24,7 @@ from engine.db import make_engine
 from engine.demo_budget import DemoBudget, demo_budget_reports, write_demo_budget
 from engine.demo_campaigns import DemoCampaigns, run_campaign_day
 from engine.demo_data import DemoDataSummary, generate_demo_data
+from engine.demo_evaluation import DemoEvaluation, evaluate_demo
 from engine.demo_loyalty import DemoLoyalty, run_demo_loyalty
 from engine.metrics import business_today
 from engine.refresh import RefreshResult, refresh_all
@@ -60,6 +61,7 @@ class DemoResult:
     campaigns: DemoCampaigns
     budget: DemoBudget
     loyalty: DemoLoyalty | None
+    evaluation: DemoEvaluation
     seconds: float
 
 
@@ -220,6 +222,7 @@ def run_demo(
         write_demo_budget(folder, day)
         campaigns = run_campaign_day(engine, config, day)
         budget = demo_budget_reports(engine, load_config(workspace_config), day)
+        evaluation = evaluate_demo(engine, load_config(workspace_config), campaigns, day, seed=seed)
     finally:
         engine.dispose()
     return DemoResult(
@@ -234,5 +237,6 @@ def run_demo(
         campaigns=campaigns,
         budget=budget,
         loyalty=loyalty,
+        evaluation=evaluation,
         seconds=time.perf_counter() - started,
     )

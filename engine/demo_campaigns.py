@@ -72,19 +72,16 @@ def _next_due(engine: Engine, before: dt.datetime) -> dt.datetime | None:
     return found
 
 
-def run_campaign_day(engine: Engine, config: Config, day: dt.date) -> DemoCampaigns:
-    """Fire the demo campaigns at 10:00 business time on ``day`` and simulate the day's sending."""
+def simulate_sending_day(engine: Engine, config: Config, day: dt.date) -> None:
+    """Send what falls due on ``day``, each batch at the moment it falls due, then advance the runs.
+
+    Later steps whose wait is over are queued by ``advance`` at the start of
+    the day, so a follow-up call goes on that day's call list.
+    """
     from engine.outbox.worker import drain
 
-    copy_examples(config.path.parent, day)
-    config = load_config(config.path)
-    campaigns = load_campaigns(config)
     zone = zoneinfo.ZoneInfo(config.settings.engine.timezone)
-    fired = local_instant(day, FIRE_AT, zone)
-    run_ids = [
-        start_run(engine, config, campaigns[key], scheduled_for=fired, now=fired).run_id
-        for key in DEMO_CAMPAIGNS
-    ]
+    advance(engine, config, now=local_instant(day, dt.time(0), zone))
     end_of_day = local_instant(day + dt.timedelta(days=1), dt.time(0), zone)
     while (due := _next_due(engine, end_of_day)) is not None:
         moment = due
@@ -96,6 +93,20 @@ def run_campaign_day(engine: Engine, config: Config, day: dt.date) -> DemoCampai
         if _next_due(engine, end_of_day) == due:
             break  # nothing moved: whatever waits is not for today
     advance(engine, config, now=end_of_day)
+
+
+def run_campaign_day(engine: Engine, config: Config, day: dt.date) -> DemoCampaigns:
+    """Fire the demo campaigns at 10:00 business time on ``day`` and simulate the day's sending."""
+    copy_examples(config.path.parent, day)
+    config = load_config(config.path)
+    campaigns = load_campaigns(config)
+    zone = zoneinfo.ZoneInfo(config.settings.engine.timezone)
+    fired = local_instant(day, FIRE_AT, zone)
+    run_ids = [
+        start_run(engine, config, campaigns[key], scheduled_for=fired, now=fired).run_id
+        for key in DEMO_CAMPAIGNS
+    ]
+    simulate_sending_day(engine, config, day)
     with engine.connect() as connection:
         runs = [run_summary(connection, run_id) for run_id in run_ids]
     email = config.settings.channels.email

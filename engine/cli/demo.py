@@ -15,7 +15,10 @@ from engine.cli.app import console, state
 from engine.cli.budget import print_report
 from engine.cli.campaigns import steps_table
 from engine.demo import ClassShare, DemoResult, run_demo
+from engine.demo_evaluation import EVALUATED_DAYS, DemoEvaluation
 from engine.demo_loyalty import DemoLoyalty
+from engine.evaluation.programme_output import funnel_table, indicator_tables
+from engine.evaluation.report_output import campaign_tables
 from engine.loyalty.finance_output import liability_tables
 from engine.segments import list_segments
 
@@ -78,6 +81,7 @@ def _print(result: DemoResult) -> None:
     crm = _program()
     if result.loyalty is not None:
         _print_loyalty(result.loyalty, result)
+    _print_evaluation(result.evaluation)
     console.print(f"built in {result.seconds:.1f} s. Look further with:")
     console.print(f"  export CRM_CONFIG={result.config_path}", soft_wrap=True)
     console.print(f"  {crm} segments show lapsing_large", soft_wrap=True)
@@ -89,6 +93,12 @@ def _print(result: DemoResult) -> None:
     if result.loyalty is not None and result.loyalty.members:
         console.print(f"  {crm} loyalty statement {result.loyalty.members[0].customer}", soft_wrap=True)
         console.print(f"  {crm} loyalty liability --format xlsx -o liability.xlsx", soft_wrap=True)
+    as_of = f"{result.evaluation.as_of:%Y-%m-%dT%H:%M}Z"
+    console.print(f"  {crm} report campaigns winback --as-of {as_of} --format csv", soft_wrap=True)
+    console.print(f"  {crm} report funnel", soft_wrap=True)
+    console.print(
+        f"  {crm} serve   # the HTTP API: tracking links, unsubscribe, loyalty for the till", soft_wrap=True
+    )
 
 
 def _print_campaigns(result: DemoResult) -> None:
@@ -169,3 +179,32 @@ def _print_loyalty(loyalty: DemoLoyalty, result: DemoResult) -> None:
         f"  audit: {loyalty.audit.accounts:,} accounts, {loyalty.audit.lots:,} lots, "
         f"{loyalty.audit.entries:,} entries: {state}"
     )
+
+
+def _print_evaluation(evaluation: DemoEvaluation) -> None:
+    config = state.config()
+    zone = ZoneInfo(config.settings.engine.timezone)
+    console.print(
+        f"[bold]evaluation[/]: the {EVALUATED_DAYS} days after the campaign day, simulated, "
+        f"up to {evaluation.as_of.astimezone(zone):%Y-%m-%d %H:%M}"
+    )
+    emails = evaluation.emails
+    console.print(
+        f"  through the HTTP API's signed links: {emails.opens:,} opens, {emails.clicks:,} clicks, "
+        f"{emails.unsubscribes:,} one-click unsubscribes",
+        soft_wrap=True,
+    )
+    for line in [*evaluation.calls.describe(), *evaluation.purchases.describe()[:1]]:
+        console.print(f"  {line}", soft_wrap=True)
+    attribution = evaluation.attribution
+    console.print(
+        f"  attribution ({attribution.model.replace('_', ' ')}): {attribution.conversions:,} purchases "
+        f"count for a contact ({attribution.treated:,} treated, {attribution.control:,} control), "
+        f"revenue {attribution.revenue:,.2f}",
+        soft_wrap=True,
+    )
+    for renderable in campaign_tables(evaluation.results, config.settings.engine.currency):
+        console.print(renderable)
+    for renderable in [*indicator_tables(evaluation.indicators), *funnel_table(evaluation.funnel)]:
+        console.print(renderable)
+    console.print(f"  the report to open in a browser: {evaluation.html}", soft_wrap=True)

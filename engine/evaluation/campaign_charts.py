@@ -85,14 +85,21 @@ def _colours(count: int) -> list[str]:
     return [CONTROL_COLOUR, *(TREATED_COLOURS[n % len(TREATED_COLOURS)] for n in range(count - 1))]
 
 
+def _reach(upper: float | None, lower: float | None) -> float:
+    """How far an error bar reaches: never negative (rounding can put a bound past its value); 0 unknown."""
+    if upper is None or lower is None or math.isnan(upper - lower):
+        return 0.0
+    return max(0.0, upper - lower)
+
+
 def _bars_with_intervals(
     axis: Axes, labels: Sequence[str], intervals: Sequence[Interval], text: FuncFormatter
 ) -> None:
     """One bar per group, its interval as an error bar, its value written above."""
     positions = range(len(labels))
     heights = [i.value or 0.0 for i in intervals]
-    below = [(i.value - i.low) if i.value is not None and i.low is not None else 0.0 for i in intervals]
-    above = [(i.high - i.value) if i.value is not None and i.high is not None else 0.0 for i in intervals]
+    below = [_reach(i.value, i.low) for i in intervals]
+    above = [_reach(i.high, i.value) for i in intervals]
     axis.bar(positions, heights, 0.6, color=_colours(len(labels)))
     axis.errorbar(positions, heights, yerr=[below, above], fmt="none", ecolor="#1d2430", capsize=6)
     for x, interval in zip(positions, intervals, strict=True):

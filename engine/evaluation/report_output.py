@@ -174,16 +174,17 @@ def _relative(comparison: Comparison) -> tuple[str, str]:
 
 
 def _uplift_row(comparison: Comparison) -> list[str]:
-    """Metric, treated, control, difference and interval, relative uplift and interval, p (* significant)."""
+    """Metric, treated, control, difference over its interval, relative uplift over its interval, p."""
     metric = comparison.metric
     p = "n/a" if math.isnan(comparison.p_value) else f"{comparison.p_value:.4f}"
+    relative, relative_interval = _relative(comparison)
+    difference = _figure(metric, comparison.difference, signed=True)
     return [
         TABLE_LABELS.get(metric, metric),
         _figure(metric, comparison.treated),
         _figure(metric, comparison.control),
-        _figure(metric, comparison.difference, signed=True),
-        _interval(metric, comparison.low, comparison.high),
-        *_relative(comparison),
+        f"{difference}\n{_interval(metric, comparison.low, comparison.high)}",
+        f"{relative}\n{relative_interval}",
         p + (" *" if comparison.significant else ""),
     ]
 
@@ -226,7 +227,7 @@ def campaign_tables(results: Sequence[CampaignResult], currency: str) -> list[Re
             level = f"{result.uplift[0].confidence * 100:g}%"
             uplift = _table(
                 f"uplift over control ({level} intervals; * significant)",
-                ("metric", "treated", "control", "difference", "interval", "relative", "interval", "p"),
+                ("metric", "treated", "control", "difference\n(interval)", "relative\n(interval)", "p"),
             )
             for comparison in result.uplift:
                 uplift.add_row(*_uplift_row(comparison))
