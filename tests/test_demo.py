@@ -14,11 +14,14 @@ from sqlalchemy import func, select
 from engine.catalogue import CUSTOMER, MEMBERSHIP
 from engine.config import load_config
 from engine.db import make_engine
-from engine.models import OutboxMessage
+from engine.models import ContactResponse, Conversion, OutboxMessage, Purchase
 from engine.models import outbox as states
 from tests.test_cli import crm
 
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+RESPONSE = ContactResponse.__table__  # type: ignore[attr-defined]
+CONVERSION = Conversion.__table__  # type: ignore[attr-defined]
+PURCHASE = Purchase.__table__  # type: ignore[attr-defined]
 
 
 def test_demo_builds_a_workspace_that_the_other_commands_read(tmp_path: Path) -> None:
@@ -94,6 +97,8 @@ def test_demo_builds_a_workspace_that_the_other_commands_read(tmp_path: Path) ->
     contact_cost = sum(Decimal(line["contact_cost"]) for line in budget["actual"])
     assert contact_cost == Decimal(str(recorded)).quantize(Decimal("0.01")) > 0
 
+    _check_evaluation(result.stdout, folder, config.database_url)
+
     again = crm("demo", "--dir", str(folder), "--customers", "1000", "--purchases", "5000", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     engine = make_engine(config.database_url)
@@ -104,3 +109,35 @@ def test_demo_builds_a_workspace_that_the_other_commands_read(tmp_path: Path) ->
         ).scalar_one()
     engine.dispose()
     assert len(list((folder / "outbox" / "maildir" / "new").iterdir())) == sent
+
+
+def _check_evaluation(stdout: str, folder: Path, url: str) -> None:
+    """The simulated weeks went through the API and the importers; the report traces to what they recorded."""
+    assert "evaluation: the 30 days after the campaign day" in stdout
+    assert "uplift over control" in stdout and "lifecycle funnel" in stdout
+    with (folder / "call_outcomes.csv").open(encoding="utf-8") as handle:
+        calls = sum(1 for _ in handle) - 1
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        by_source = dict(
+            connection.execute(select(RESPONSE.c.source, func.count()).group_by(RESPONSE.c.source)).all()
+        )
+        scores = connection.execute(
+            select(func.count()).where(RESPONSE.c.kind == "satisfaction")
+        ).scalar_one()
+        conversions = connection.execute(
+            select(CONVERSION.c.revenue, PURCHASE.c.amount, CONVERSION.c.contact_at, PURCHASE.c.ordered_at)
+            .join(PURCHASE, PURCHASE.c.id == CONVERSION.c.purchase_id)
+            .join(OUTBOX, OUTBOX.c.id == CONVERSION.c.outbox_id)
+        ).all()
+    engine.dispose()
+    # opens and clicks were requests to the tracking links; every call outcome came back through the import
+    assert by_source["tracking"] > 0
+    assert by_source["call_centre"] == calls + scores > 0
+    # every conversion is a real purchase after a recorded contact, for the amount bought
+    assert conversions and all(row.ordered_at >= row.contact_at for row in conversions)
+    assert all(row.revenue == row.amount for row in conversions)  # the simulation refunds nothing
+    index = (folder / "report" / "index.html").read_text(encoding="utf-8")
+    for key in ("winback", "churn_call"):
+        assert f"campaign-{key}.html" in index
+        assert (folder / "report" / f"campaign-{key}.html").stat().st_size > 0

@@ -1,9 +1,221 @@
-"""``crm`` commands: report_programme."""
+"""``crm report programme``, ``funnel``, ``migration`` and ``html``: how the programme as a whole is doing."""
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
+import json
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
 import typer
+from openpyxl import Workbook
+from rich.console import RenderableType
+
+from engine.cli.app import console, parse_instant, print_json, state
+from engine.config import Config
+from engine.errors import ConfigValueError
+from engine.evaluation import programme_output as output_forms
+from engine.evaluation.funnel import lifecycle_funnel
+from engine.evaluation.indicators import programme_indicators
+from engine.evaluation.migration_matrix import segment_migration
+from engine.models.types import utcnow
+
+FORMATS = ("table", "json", "csv", "xlsx")
+FORMAT = typer.Option("table", "--format", "-f", help="table | json | csv | xlsx")
+OUTPUT = typer.Option(None, "--output", "-o", help="file to write (required for xlsx)")
+
+
+def _check_format(output_format: str, output: Path | None) -> None:
+    if output_format not in FORMATS:
+        raise ConfigValueError("--format", "format", f"{output_format!r} is not one of {', '.join(FORMATS)}")
+    if output_format == "xlsx" and output is None:
+        raise ConfigValueError(
+            "--output", "output", "--format xlsx writes a file: give it with --output FILE.xlsx"
+        )
+    if output_format == "table" and output is not None:
+        raise ConfigValueError("--output", "output", "--output is for --format json, csv or xlsx")
+
+
+def _zone(config: Config) -> ZoneInfo:
+    return ZoneInfo(config.settings.engine.timezone)
+
+
+def _instant(config: Config, text: str | None, option: str) -> dt.datetime | None:
+    """A day (at its close, business time) or an ISO instant; None when not given."""
+    return None if text is None else parse_instant(text, _zone(config), option, day_closes=True)
+
+
+def _segments(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise ConfigValueError("--segments", "segments", "name at least one segment: --segments large,medium")
+    return names
+
+
+def _emit(
+    output_format: str,
+    output: Path | None,
+    *,
+    tables: Callable[[], Iterable[RenderableType]],
+    data: Callable[[], dict[str, Any]],
+    rows: Callable[[], Iterable[list[str]]],
+    workbook: Callable[[], Workbook],
+) -> None:
+    """Print or write a report in ``output_format`` (only the chosen form is built)."""
+    if output_format == "table":
+        for renderable in tables():
+            console.print(renderable)
+    elif output_format == "json":
+        if output is None:
+            print_json(data())
+        else:
+            output.write_text(json.dumps(data(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            console.print(f"wrote {output}", soft_wrap=True)
+    elif output_format == "csv":
+        buffer = io.StringIO()
+        csv.writer(buffer, delimiter=";").writerows(output_forms.safe_rows(rows()))
+        if output is None:
+            sys.stdout.write(buffer.getvalue())
+        else:
+            output.write_text("\ufeff" + buffer.getvalue(), encoding="utf-8")
+            console.print(f"wrote {output}", soft_wrap=True)
+    else:
+        assert output is not None
+        output_forms.write_workbook(workbook(), output)
+        console.print(f"wrote {output}", soft_wrap=True)
+
+
+def programme(
+    by: str | None = typer.Option(None, "--by", help="segment: one table per configured segment"),
+    periods: int = typer.Option(12, "--periods", "-n", min=1, help="how many periods, up to the current one"),
+    segments: str | None = typer.Option(None, "--segments", help="with --by segment: these, in this order"),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="report as of a day's close (business time) or an ISO instant; default now"
+    ),
+    output_format: str = FORMAT,
+    output: Path | None = OUTPUT,
+) -> None:
+    """Programme indicators per period (evaluation.period of config.toml): churn, revenue and profit per
+    customer, share of wallet, read rate of mailings, satisfaction; over all customers or per segment.
+
+    Active = an order in the churn_days before; churn rate = customers active at the period's start and
+    not at its end / active at its start; per customer = per buyer of the period; profit = margin -
+    contact cost. By segment, members at each period's end count (docs/evaluation.md).
+
+    Example: crm report programme
+    Example: crm report programme --by segment --periods 4
+    Example: crm report programme --periods 12 --format xlsx -o programme.xlsx
+    """
+    _check_format(output_format, output)
+    if by not in (None, "segment"):
+        raise ConfigValueError("--by", "by", f"{by!r}: the indicators are by segment or over all customers")
+    config = state.config()
+    report = programme_indicators(
+        state.engine(config),
+        config,
+        periods=periods,
+        by_segment=by == "segment",
+        segments=_segments(segments),
+        now=_instant(config, as_of, "--as-of"),
+    )
+    _emit(
+        output_format,
+        output,
+        tables=lambda: output_forms.indicator_tables(report),
+        data=report.as_dict,
+        rows=lambda: output_forms.indicator_csv_rows(report),
+        workbook=lambda: output_forms.build_indicator_workbook(report),
+    )
+
+
+def funnel(output_format: str = FORMAT, output: Path | None = OUTPUT) -> None:
+    """The lifecycle funnel: visitor -> identified -> client -> regular -> partner, each stage's conversion
+    from the one before against its target (evaluation.funnel_targets of config.toml), with the gap.
+
+    Stages come from the last metrics refresh (crm refresh).
+
+    Example: crm report funnel
+    Example: crm report funnel --format csv -o funnel.csv
+    """
+    _check_format(output_format, output)
+    config = state.config()
+    result = lifecycle_funnel(state.engine(config), config)
+    _emit(
+        output_format,
+        output,
+        tables=lambda: output_forms.funnel_table(result),
+        data=result.as_dict,
+        rows=lambda: output_forms.funnel_csv_rows(result),
+        workbook=lambda: output_forms.build_funnel_workbook(result),
+    )
+
+
+def migration(
+    start: str = typer.Option(..., "--from", help="a day (at its close, business time) or an ISO instant"),
+    end: str | None = typer.Option(None, "--to", help="a later day or instant (default: now)"),
+    segments: str | None = typer.Option(
+        None,
+        "--segments",
+        help="ordered list: a customer in several counts in the first (default: config order)",
+    ),
+    output_format: str = FORMAT,
+    output: Path | None = OUTPUT,
+) -> None:
+    """Segment migration matrix: customers by segment at --from (rows) and at --to (columns), with row shares.
+
+    Example: crm report migration --from 2026-09-01 --to 2026-12-01
+    Example: crm report migration --from 2026-09-01 --segments large,medium,small --format xlsx -o moves.xlsx
+    """
+    _check_format(output_format, output)
+    config = state.config()
+    before = _instant(config, start, "--from")
+    assert before is not None
+    after = _instant(config, end, "--to") or utcnow()
+    matrix = segment_migration(state.engine(config), config, before, after, _segments(segments))
+    _emit(
+        output_format,
+        output,
+        tables=lambda: output_forms.migration_table(matrix),
+        data=matrix.as_dict,
+        rows=lambda: output_forms.migration_csv_rows(matrix),
+        workbook=lambda: output_forms.build_migration_workbook(matrix),
+    )
+
+
+def html(
+    folder: Path = typer.Argument(..., help="folder for index.html, the campaign pages and their charts"),
+    periods: int = typer.Option(12, "--periods", "-n", min=1, help="periods of the programme indicators"),
+) -> None:
+    """Static HTML reports: one page per campaign (results, uplift, charts) and index.html, the overview of
+    the programme (indicators, funnel, segment migration) linking to them. Open index.html in a browser.
+
+    Example: crm report html reports/
+    Example: crm report html /tmp/crm-report --periods 6
+    """
+    from engine.evaluation.campaign_page import write_campaign_pages
+    from engine.evaluation.campaign_report import campaign_report
+    from engine.evaluation.overview_page import write_overview
+
+    config = state.config()
+    engine = state.engine(config)
+    results = campaign_report(engine, config)
+    pages = write_campaign_pages(results, folder, currency=config.settings.engine.currency)
+    index = write_overview(engine, config, folder, pages, periods=periods)
+    console.print(
+        f"wrote {index} and {len(pages)} campaign page{'' if len(pages) == 1 else 's'}", soft_wrap=True
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Add the commands of this module to ``app``."""
+    """Add ``programme``, ``funnel``, ``migration`` and ``html`` to the ``crm report`` group."""
+    app.command("programme")(programme)
+    app.command("funnel")(funnel)
+    app.command("migration")(migration)
+    app.command("html")(html)
