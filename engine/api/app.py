@@ -6,6 +6,8 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from engine.api import events, health, loyalty, tracking, unsubscribe
+from engine.api.errors import install_error_handlers
+from engine.api.limits import BodySizeLimit
 from engine.config import Config
 from engine.db import make_engine
 
@@ -21,4 +23,6 @@ def create_app(config: Config, engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine if engine is not None else make_engine(config.database_url)
     for module in (health, tracking, unsubscribe, loyalty, events):
         app.include_router(module.router)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=config.settings.api.max_body_bytes)
     return app
