@@ -102,3 +102,21 @@ def parse_instant(text: str, zone: ZoneInfo, option: str, *, day_closes: bool = 
             option, option, f"{text!r} is not a day (2026-12-31) or an instant (2026-12-31T18:00+03:00)"
         ) from exc
     return (moment if moment.tzinfo else moment.replace(tzinfo=zone)).astimezone(dt.UTC)
+
+
+#: what ``--format`` of the reports accepts
+OUTPUT_FORMATS = ("table", "json", "csv", "xlsx")
+
+
+def check_output_format(output_format: str, output: Path | None) -> None:
+    """``--format`` and ``--output`` of a report fit together: xlsx needs a file, a table takes none."""
+    if output_format not in OUTPUT_FORMATS:
+        raise ConfigValueError(
+            "--format", "format", f"{output_format!r} is not one of {', '.join(OUTPUT_FORMATS)}"
+        )
+    if output_format == "xlsx" and output is None:
+        raise ConfigValueError(
+            "--output", "output", "--format xlsx writes a file: give it with --output FILE.xlsx"
+        )
+    if output_format == "table" and output is not None:
+        raise ConfigValueError("--output", "output", "--output is for --format json, csv or xlsx")

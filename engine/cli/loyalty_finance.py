@@ -15,24 +15,11 @@ from openpyxl import Workbook
 from rich.console import RenderableType
 
 from engine.budget.period import Period
-from engine.cli.app import console, parse_instant, print_json, state
+from engine.cli.app import check_output_format, console, parse_instant, print_json, state
 from engine.config import Config
 from engine.errors import ConfigValueError
 from engine.loyalty import finance, finance_output
 from engine.loyalty.programme import Programme, programme_named
-
-FORMATS = ("table", "json", "csv", "xlsx")
-
-
-def _check_format(output_format: str, output: Path | None) -> None:
-    if output_format not in FORMATS:
-        raise ConfigValueError("--format", "format", f"{output_format!r} is not one of {', '.join(FORMATS)}")
-    if output_format == "xlsx" and output is None:
-        raise ConfigValueError(
-            "--output", "output", "--format xlsx writes a file: give it with --output FILE.xlsx"
-        )
-    if output_format == "table" and output is not None:
-        raise ConfigValueError("--output", "output", "--output is for --format json, csv or xlsx")
 
 
 def _period(text: str, option: str) -> Period:
@@ -92,7 +79,7 @@ def liability(
     Example: crm loyalty liability --programme bonus --as-of 2026-12-31 --format xlsx -o liability.xlsx
     Example: crm loyalty liability --period 2026-Q4 --format json
     """
-    _check_format(output_format, output)
+    check_output_format(output_format, output)
     config = state.config()
     chosen = _chosen(config, programme)
     zones = {p.zone.key for p in chosen}
@@ -134,7 +121,7 @@ def settlement(
     Example: crm loyalty settlement 2027-Q1 --partner fuel --format csv -o fuel-q1.csv
     Example: crm loyalty settlement 2027 --programme coalition --format xlsx -o settlement-2027.xlsx
     """
-    _check_format(output_format, output)
+    check_output_format(output_format, output)
     config = state.config()
     chosen = programme_named(config.programmes, programme)
     days = _period(period, "PERIOD")

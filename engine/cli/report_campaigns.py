@@ -11,24 +11,10 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from engine.cli.app import console, parse_instant, print_json, state, to_jsonable
-from engine.errors import ConfigValueError
+from engine.cli.app import check_output_format, console, parse_instant, print_json, state, to_jsonable
 from engine.evaluation import report_output
 from engine.evaluation.campaign_report import campaign_report
 from engine.spreadsheet import formula_safe
-
-FORMATS = ("table", "json", "csv", "xlsx")
-
-
-def _check_format(output_format: str, output: Path | None) -> None:
-    if output_format not in FORMATS:
-        raise ConfigValueError("--format", "format", f"{output_format!r} is not one of {', '.join(FORMATS)}")
-    if output_format == "xlsx" and output is None:
-        raise ConfigValueError(
-            "--output", "output", "--format xlsx writes a file: give it with --output FILE.xlsx"
-        )
-    if output_format == "table" and output is not None:
-        raise ConfigValueError("--output", "output", "--output is for --format json, csv or xlsx")
 
 
 def campaigns(
@@ -56,7 +42,7 @@ def campaigns(
     Example: crm report campaigns winback spring --format json
     Example: crm report campaigns --as-of 2026-12-31 --format xlsx -o campaigns.xlsx
     """
-    _check_format(output_format, output)
+    check_output_format(output_format, output)
     config = state.config()
     zone = ZoneInfo(config.settings.engine.timezone)
     now = parse_instant(as_of, zone, "--as-of", day_closes=True) if as_of is not None else None

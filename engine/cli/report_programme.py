@@ -16,7 +16,7 @@ import typer
 from openpyxl import Workbook
 from rich.console import RenderableType
 
-from engine.cli.app import console, parse_instant, print_json, state
+from engine.cli.app import check_output_format, console, parse_instant, print_json, state
 from engine.config import Config
 from engine.errors import ConfigValueError
 from engine.evaluation import programme_output as output_forms
@@ -25,20 +25,8 @@ from engine.evaluation.indicators import programme_indicators
 from engine.evaluation.migration_matrix import segment_migration
 from engine.models.types import utcnow
 
-FORMATS = ("table", "json", "csv", "xlsx")
 FORMAT = typer.Option("table", "--format", "-f", help="table | json | csv | xlsx")
 OUTPUT = typer.Option(None, "--output", "-o", help="file to write (required for xlsx)")
-
-
-def _check_format(output_format: str, output: Path | None) -> None:
-    if output_format not in FORMATS:
-        raise ConfigValueError("--format", "format", f"{output_format!r} is not one of {', '.join(FORMATS)}")
-    if output_format == "xlsx" and output is None:
-        raise ConfigValueError(
-            "--output", "output", "--format xlsx writes a file: give it with --output FILE.xlsx"
-        )
-    if output_format == "table" and output is not None:
-        raise ConfigValueError("--output", "output", "--output is for --format json, csv or xlsx")
 
 
 def _zone(config: Config) -> ZoneInfo:
@@ -113,7 +101,7 @@ def programme(
     Example: crm report programme --by segment --periods 4
     Example: crm report programme --periods 12 --format xlsx -o programme.xlsx
     """
-    _check_format(output_format, output)
+    check_output_format(output_format, output)
     if by not in (None, "segment"):
         raise ConfigValueError("--by", "by", f"{by!r}: the indicators are by segment or over all customers")
     config = state.config()
@@ -144,7 +132,7 @@ def funnel(output_format: str = FORMAT, output: Path | None = OUTPUT) -> None:
     Example: crm report funnel
     Example: crm report funnel --format csv -o funnel.csv
     """
-    _check_format(output_format, output)
+    check_output_format(output_format, output)
     config = state.config()
     result = lifecycle_funnel(state.engine(config), config)
     _emit(
@@ -173,7 +161,7 @@ def migration(
     Example: crm report migration --from 2026-09-01 --to 2026-12-01
     Example: crm report migration --from 2026-09-01 --segments large,medium,small --format xlsx -o moves.xlsx
     """
-    _check_format(output_format, output)
+    check_output_format(output_format, output)
     config = state.config()
     before = _instant(config, start, "--from")
     assert before is not None
