@@ -12,36 +12,19 @@ the figures only show them; every sum is made in ``Decimal`` by the report.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Literal
 
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from engine.budget.report import BudgetReport
+from engine.chart_canvas import empty_chart, new_figure, png_bytes
 
 PLAN = "#4c72b0"
 APPROVED = "#8c8c8c"
 ACTUAL = "#dd8452"
-DPI = 100
-
-
-def _figure(width: float = 8.0, height: float = 4.0) -> tuple[Figure, Axes]:
-    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure, figure.add_subplot()
-
-
-def _png(figure: Figure) -> bytes:
-    if figure.axes and figure.axes[0].get_legend_handles_labels()[0]:
-        figure.legend(loc="outside lower center", ncols=3, frameon=False)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
 
 
 def _amounts(axis: Axes, which: Literal["x", "y"], currency: str) -> None:
@@ -55,13 +38,6 @@ def _amounts(axis: Axes, which: Literal["x", "y"], currency: str) -> None:
         axis.set_ylabel(f"Cost ({currency})")
     axis.grid(axis=which, linestyle=":", alpha=0.6)
     axis.set_axisbelow(True)
-
-
-def _nothing(axis: Axes, title: str, note: str) -> None:
-    axis.set_title(title)
-    axis.text(0.5, 0.5, note, ha="center", va="center", transform=axis.transAxes, color="#555555")
-    axis.set_xticks([])
-    axis.set_yticks([])
 
 
 def _grouped(
@@ -81,12 +57,12 @@ def _grouped(
 
 def strategy_chart(report: BudgetReport) -> bytes:
     """Plan, approved (when a budget file gives it) and actual per strategy, as PNG bytes."""
-    figure, axis = _figure()
+    figure, axis = new_figure()
     title = f"Plan, approved and actual by strategy, {report.period.label}"
     totals = report.totals("strategy")
     if not totals:
-        _nothing(axis, title, "No plan lines, approvals or actual cost in this period")
-        return _png(figure)
+        empty_chart(axis, title, "No plan lines, approvals or actual cost in this period")
+        return png_bytes(figure)
     keys = [t.key for t in totals]
     series: list[tuple[str, str, Sequence[Decimal | None]]] = [("Plan", PLAN, [t.plan for t in totals])]
     if report.approved is not None:
@@ -95,24 +71,24 @@ def strategy_chart(report: BudgetReport) -> bytes:
     _grouped(axis, keys, series)
     axis.set_title(title)
     _amounts(axis, "y", report.currency)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def channel_chart(report: BudgetReport) -> bytes:
     """Plan and actual contact cost per channel (preparation excluded), as PNG bytes."""
-    figure, axis = _figure()
+    figure, axis = new_figure()
     title = f"Contact cost by channel, plan and actual, {report.period.label}"
     totals = report.totals("channel")
     if not totals:
-        _nothing(axis, title, "No contacts planned or made in this period")
-        return _png(figure)
+        empty_chart(axis, title, "No contacts planned or made in this period")
+        return png_bytes(figure)
     keys = [t.key for t in totals]
     _grouped(
         axis, keys, [("Plan", PLAN, [t.plan for t in totals]), ("Actual", ACTUAL, [t.actual for t in totals])]
     )
     axis.set_title(title)
     _amounts(axis, "y", report.currency)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def segment_chart(report: BudgetReport) -> bytes:
@@ -120,11 +96,11 @@ def segment_chart(report: BudgetReport) -> bytes:
     matrix = report.matrix()
     planned = [s for s in matrix.segments if any(line.segment == s for line in report.lines)]
     height = max(3.0, 1.2 + 0.45 * len(planned))
-    figure, axis = _figure(height=height)
+    figure, axis = new_figure(height=height)
     title = f"Plan cost by segment, {report.period.label}"
     if not planned:
-        _nothing(axis, title, "No plan lines in this period")
-        return _png(figure)
+        empty_chart(axis, title, "No plan lines in this period")
+        return png_bytes(figure)
     contact = [
         float(sum((matrix.cell(s, c).plan_cost for c in matrix.channels), Decimal(0))) for s in planned
     ]
@@ -136,4 +112,4 @@ def segment_chart(report: BudgetReport) -> bytes:
     axis.invert_yaxis()  # first segment on top, as in the tables
     axis.set_title(title)
     _amounts(axis, "x", report.currency)
-    return _png(figure)
+    return png_bytes(figure)

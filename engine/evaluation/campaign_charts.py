@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-from engine.budget.charts import ACTUAL, APPROVED, PLAN, _figure, _nothing, _png
+from engine.budget.charts import ACTUAL, APPROVED, PLAN
+from engine.chart_canvas import empty_chart, new_figure, png_bytes
 from engine.evaluation.figures import CampaignResult, GroupFigures
 from engine.evaluation.statistics import normal_quantile, t_quantile
 
@@ -122,13 +123,13 @@ def _bars_with_intervals(
 
 def conversion_chart(result: CampaignResult, confidence: float = DEFAULT_CONFIDENCE) -> bytes:
     """Conversion rate per group with ``confidence`` intervals, as PNG bytes."""
-    figure, axis = _figure()
+    figure, axis = new_figure()
     level = f"{confidence * 100:g} %"
     title = f"Conversion rate by group ({level} confidence intervals)"
     groups = chart_groups(result)
     if not any(g.audience for g in groups):
-        _nothing(axis, title, "No audience yet: the campaign has not run")
-        return _png(figure)
+        empty_chart(axis, title, "No audience yet: the campaign has not run")
+        return png_bytes(figure)
     intervals = [proportion_interval(g.converted, g.audience, confidence) for g in groups]
     _bars_with_intervals(
         axis,
@@ -139,17 +140,17 @@ def conversion_chart(result: CampaignResult, confidence: float = DEFAULT_CONFIDE
     axis.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
     axis.set_ylabel("Customers who bought")
     axis.set_title(title)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def revenue_chart(result: CampaignResult, currency: str, confidence: float = DEFAULT_CONFIDENCE) -> bytes:
     """Attributed revenue per customer per group with ``confidence`` intervals, as PNG bytes."""
-    figure, axis = _figure()
+    figure, axis = new_figure()
     title = f"Revenue per customer by group ({confidence * 100:g} % confidence intervals)"
     groups = chart_groups(result)
     if not any(g.audience for g in groups):
-        _nothing(axis, title, "No audience yet: the campaign has not run")
-        return _png(figure)
+        empty_chart(axis, title, "No audience yet: the campaign has not run")
+        return png_bytes(figure)
     money = FuncFormatter(lambda value, _: f"{value:,.2f}")
     _bars_with_intervals(
         axis, [group_label(result, g) for g in groups], [mean_interval(g, confidence) for g in groups], money
@@ -157,17 +158,17 @@ def revenue_chart(result: CampaignResult, currency: str, confidence: float = DEF
     axis.yaxis.set_major_formatter(money)
     axis.set_ylabel(f"Revenue per customer ({currency})")
     axis.set_title(title)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def funnel_chart(result: CampaignResult) -> bytes:
     """Contacts sent, opened, clicked and customers converted per variant (or all treated), as PNG bytes."""
-    figure, axis = _figure()
+    figure, axis = new_figure()
     title = "Funnel: sent, opened, clicked, converted"
     groups = result.variants or [result.treated]
     if not any(g.sent for g in groups):
-        _nothing(axis, title, "Nothing sent yet")
-        return _png(figure)
+        empty_chart(axis, title, "Nothing sent yet")
+        return png_bytes(figure)
     width = 0.8 / len(groups)
     colours = _colours(len(groups) + 1)[1:]
     for n, group in enumerate(groups):
@@ -188,4 +189,4 @@ def funnel_chart(result: CampaignResult) -> bytes:
     axis.set_axisbelow(True)
     axis.margins(y=0.12)
     axis.set_title(title)
-    return _png(figure)
+    return png_bytes(figure)

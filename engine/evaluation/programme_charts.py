@@ -12,16 +12,14 @@ only show them, every sum is made in ``Decimal`` by the reports.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from decimal import Decimal
 
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
+from engine.chart_canvas import empty_chart, new_figure, png_bytes
 from engine.evaluation.funnel import Funnel
 from engine.evaluation.indicators import IndicatorRow, ProgrammeIndicators
 from engine.evaluation.migration_matrix import MigrationMatrix
@@ -29,28 +27,6 @@ from engine.evaluation.migration_matrix import MigrationMatrix
 ACTUAL = "#4c72b0"
 TARGET = "#8c8c8c"
 PROFIT = "#dd8452"
-DPI = 100
-
-
-def _figure(width: float = 8.0, height: float = 4.0) -> tuple[Figure, Axes]:
-    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure, figure.add_subplot()
-
-
-def _png(figure: Figure, *, legend: bool = True) -> bytes:
-    if legend and figure.axes and figure.axes[0].get_legend_handles_labels()[0]:
-        figure.legend(loc="outside lower center", ncols=4, frameon=False)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
-
-
-def _nothing(axis: Axes, title: str, note: str) -> None:
-    axis.set_title(title)
-    axis.text(0.5, 0.5, note, ha="center", va="center", transform=axis.transAxes, color="#555555")
-    axis.set_xticks([])
-    axis.set_yticks([])
 
 
 def _value(value: Decimal | None) -> float:
@@ -72,29 +48,29 @@ def _periods(axis: Axes, report: ProgrammeIndicators) -> None:
 
 def churn_chart(report: ProgrammeIndicators) -> bytes:
     """Churn rate per period (``*``: to date), one line per segment or over all customers."""
-    figure, axis = _figure()
+    figure, axis = new_figure()
     title = f"Churn rate by {report.period_kind} (no order for {report.churn_days} days)"
     groups = _groups(report)
     if not any(row.active_start for _, rows in groups for row in rows):
-        _nothing(axis, title, "No customers active at the start of any period")
-        return _png(figure)
+        empty_chart(axis, title, "No customers active at the start of any period")
+        return png_bytes(figure, legend_columns=4)
     for name, rows in groups:
         axis.plot(range(len(rows)), [_value(row.churn_rate) for row in rows], marker="o", label=name)
     axis.yaxis.set_major_formatter(PercentFormatter(1.0))
     axis.set_ylim(bottom=0)
     axis.set_title(title)
     _periods(axis, report)
-    return _png(figure)
+    return png_bytes(figure, legend_columns=4)
 
 
 def revenue_chart(report: ProgrammeIndicators) -> bytes:
     """Revenue and profit (margin - contact cost) per buying customer per period, over all customers."""
-    figure, axis = _figure()
+    figure, axis = new_figure()
     title = f"Revenue and profit per customer by {report.period_kind} ({report.currency})"
     rows = report.for_segment(None) or report.rows
     if not any(row.buyers for row in rows):
-        _nothing(axis, title, "No purchases in these periods")
-        return _png(figure)
+        empty_chart(axis, title, "No purchases in these periods")
+        return png_bytes(figure, legend_columns=4)
     positions = range(len(rows))
     axis.plot(
         positions, [_value(r.revenue_per_customer) for r in rows], marker="o", color=ACTUAL, label="Revenue"
@@ -106,17 +82,17 @@ def revenue_chart(report: ProgrammeIndicators) -> bytes:
     axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
     axis.set_title(title)
     _periods(axis, report)
-    return _png(figure)
+    return png_bytes(figure, legend_columns=4)
 
 
 def funnel_chart(funnel: Funnel) -> bytes:
     """Each stage's conversion from the stage before, actual against target, as grouped bars."""
-    figure, axis = _figure()
+    figure, axis = new_figure()
     title = "Lifecycle funnel: conversion from the stage before, actual and target"
     stages = [stage for stage in funnel.stages if stage.previous is not None]
     if not funnel.stages or not funnel.stages[0].customers:
-        _nothing(axis, title, "No customers yet")
-        return _png(figure)
+        empty_chart(axis, title, "No customers yet")
+        return png_bytes(figure, legend_columns=4)
     width = 0.38
     positions = range(len(stages))
     actual = [_value(stage.actual) for stage in stages]
@@ -139,7 +115,7 @@ def funnel_chart(funnel: Funnel) -> bytes:
     axis.grid(axis="y", linestyle=":", alpha=0.6)
     axis.set_axisbelow(True)
     axis.set_title(title)
-    return _png(figure)
+    return png_bytes(figure, legend_columns=4)
 
 
 def _cells(matrix: MigrationMatrix) -> list[list[float]]:
@@ -153,11 +129,11 @@ def _cells(matrix: MigrationMatrix) -> list[list[float]]:
 def migration_chart(matrix: MigrationMatrix) -> bytes:
     """The migration matrix as a heatmap: colour = share of the row, text = customers."""
     size = len(matrix.labels)
-    figure, axis = _figure(width=max(6.0, 1.2 + 0.9 * size), height=max(4.0, 1.4 + 0.6 * size))
+    figure, axis = new_figure(width=max(6.0, 1.2 + 0.9 * size), height=max(4.0, 1.4 + 0.6 * size))
     title = f"Segment migration {matrix.start:%Y-%m-%d} to {matrix.end:%Y-%m-%d}"
     if not matrix.customers:
-        _nothing(axis, title, "No customers")
-        return _png(figure, legend=False)
+        empty_chart(axis, title, "No customers")
+        return png_bytes(figure, legend=False)
     shares = _cells(matrix)
     image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1, aspect="auto")
     for row, before in enumerate(matrix.labels):
@@ -171,4 +147,4 @@ def migration_chart(matrix: MigrationMatrix) -> bytes:
     axis.set_ylabel(f"at {matrix.start:%Y-%m-%d %H:%M} UTC")
     figure.colorbar(image, ax=axis, format=PercentFormatter(1.0), label="share of the row")
     axis.set_title(title)
-    return _png(figure, legend=False)
+    return png_bytes(figure, legend=False)
