@@ -43,7 +43,7 @@ COUNTS = (
 )  # fmt: skip
 AMOUNTS = ("revenue", "margin", "actual_cost", "revenue_sum_squares")
 #: the counts of the contacts table, after the group
-CONTACT_COLUMNS = ("audience", "sent", "delivered", "failed", "opened", "clicked", "responded")
+CONTACT_COLUMNS = ("audience", "sent", "delivered", "failed", "opened", "clicked", "responded", "converted")
 
 
 def _number(value: float | None) -> float | None:
@@ -200,8 +200,10 @@ def campaign_tables(results: Sequence[CampaignResult], currency: str) -> list[Re
             f"[bold]{result.campaign}[/]: {result.name} ({runs}; goal {result.goal_metric}"
             f" within {result.window_days} days; {currency})"
         )
-        contacts = _table("", ("group", "audience", "sent", "deliv.", "failed", "opened", "clicked", "resp."))
-        money = _table("", ("group", "conv.", "conv. rate", "revenue", "margin", "cost", "cost/resp.", "ROI"))
+        contacts = _table(
+            "", ("group", "audience", "sent", "deliv.", "failed", "opened", "clicked", "resp.", "conv.")
+        )
+        money = _table("", ("group", "conv. rate", "revenue", "margin", "cost", "per resp.", "ROI"))
         for kind, group in _groups(result):
             if kind == "control" and not group.audience:
                 continue  # no control group
@@ -213,7 +215,6 @@ def campaign_tables(results: Sequence[CampaignResult], currency: str) -> list[Re
             )
             money.add_row(
                 _label(kind, group),
-                f"{group.converted:,}",
                 _rate(group.conversion_rate),
                 _amount(group.revenue),
                 _amount(group.margin),
