@@ -20,7 +20,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from engine.budget.charts import channel_chart, segment_chart, strategy_chart
 from engine.budget.report import CENT, DIMENSIONS, BudgetReport, ContactMatrix, MatrixCell, Total, number
-from engine.budget.workbook import write_atomically
+from engine.report_files import write_atomically
 
 TEMPLATE = "budget_report.html.j2"
 

@@ -23,9 +23,6 @@ Text from configuration and campaigns goes through :func:`engine.spreadsheet.for
 from __future__ import annotations
 
 import datetime as dt
-import io
-import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,6 +35,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from engine.budget.report import BudgetReport
+from engine.report_files import save_workbook
 from engine.spreadsheet import formula_safe
 
 MONEY = "#,##0.00"
@@ -361,23 +359,6 @@ def build_workbook(report: BudgetReport) -> Workbook:
     return workbook
 
 
-def write_atomically(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a new temporary file in the same folder, then rename.
-
-    Readers see the old file or the whole new one, never half of it.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-    try:
-        with temporary.open("xb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_workbook(report: BudgetReport, path: Path) -> Path:
     """Write the finance workbook of ``report`` to ``path`` (atomically) and return the path.
 
@@ -385,6 +366,4 @@ def write_workbook(report: BudgetReport, path: Path) -> Path:
 
         write_workbook(report, Path("budget-2027-Q1.xlsx"))
     """
-    buffer = io.BytesIO()
-    build_workbook(report).save(buffer)
-    return write_atomically(path, buffer.getvalue())
+    return save_workbook(build_workbook(report), path)

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import sys
-from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import typer
-from openpyxl import Workbook
-from rich.console import RenderableType
 
 from engine.budget.period import Period
-from engine.cli.app import check_output_format, console, parse_instant, print_json, state
+from engine.cli.app import check_output_format, parse_instant, state
+from engine.cli.report_emit import emit_report
 from engine.config import Config
 from engine.errors import ConfigValueError
 from engine.loyalty import finance, finance_output
@@ -34,26 +28,6 @@ def _chosen(config: Config, name: str | None) -> list[Programme]:
     if name is not None or not config.programmes:
         return [programme_named(config.programmes, name)]
     return list(config.programmes.values())
-
-
-def _write_text(rows: Iterable[list[str]], output: Path | None) -> None:
-    buffer = io.StringIO()
-    csv.writer(buffer, delimiter=";").writerows(finance_output.safe_rows(rows))
-    if output is None:
-        sys.stdout.write(buffer.getvalue())
-        return
-    output.write_text("\ufeff" + buffer.getvalue(), encoding="utf-8")
-    console.print(f"wrote {output}")
-
-
-def _write_json(data: dict[str, object], output: Path | None) -> None:
-    if output is None:
-        print_json(data)
-        return
-    import json
-
-    output.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    console.print(f"wrote {output}")
 
 
 def liability(
@@ -91,7 +65,7 @@ def liability(
         as_of=moment,
         period=_period(period, "--period") if period is not None else None,
     )
-    _emit(
+    emit_report(
         output_format,
         output,
         tables=lambda: finance_output.liability_tables(report),
@@ -127,7 +101,7 @@ def settlement(
     days = _period(period, "PERIOD")
     start, end = finance.period_bounds(chosen, days)
     report = finance.settlement(state.engine(config), chosen, start, end, partner=partner, label=days.label)
-    _emit(
+    emit_report(
         output_format,
         output,
         tables=lambda: finance_output.settlement_tables(report),
@@ -136,30 +110,6 @@ def settlement(
         workbook=lambda: finance_output.build_settlement_workbook(report),
         written=f"net {report.net:,.2f} {report.currency}",
     )
-
-
-def _emit(
-    output_format: str,
-    output: Path | None,
-    *,
-    tables: Callable[[], Iterable[RenderableType]],
-    data: Callable[[], dict[str, Any]],
-    rows: Callable[[], Iterable[list[str]]],
-    workbook: Callable[[], Workbook],
-    written: str,
-) -> None:
-    """Print or write a report in ``output_format`` (only the chosen form is built)."""
-    if output_format == "table":
-        for renderable in tables():
-            console.print(renderable)
-    elif output_format == "json":
-        _write_json(data(), output)
-    elif output_format == "csv":
-        _write_text(rows(), output)
-    else:
-        assert output is not None
-        finance_output.write_workbook(workbook(), output)
-        console.print(f"wrote {output} ({written})")
 
 
 def register(group: typer.Typer) -> None:

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import typer
 
-from engine.cli.app import check_output_format, console, parse_instant, print_json, state, to_jsonable
+from engine.cli.app import check_output_format, parse_instant, state
+from engine.cli.report_emit import emit_report
 from engine.evaluation import report_output
 from engine.evaluation.campaign_report import campaign_report
-from engine.spreadsheet import formula_safe
 
 
 def campaigns(
@@ -49,32 +45,16 @@ def campaigns(
     results = campaign_report(
         state.engine(config), config, names or None, attribute_first=not no_attribute, now=now
     )
-    if output_format == "table":
-        for renderable in report_output.campaign_tables(results, config.settings.engine.currency):
-            console.print(renderable)
-    elif output_format == "json":
-        data = report_output.results_as_dict(results)
-        if output is None:
-            print_json(data)
-        else:
-            output.write_text(
-                json.dumps(to_jsonable(data), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-            )
-            console.print(f"wrote {output}")
-    elif output_format == "csv":
-        buffer = io.StringIO()
-        csv.writer(buffer, delimiter=";").writerows(
-            [formula_safe(cell) for cell in row] for row in report_output.csv_rows(results)
-        )
-        if output is None:
-            sys.stdout.write(buffer.getvalue())
-        else:
-            output.write_text("\ufeff" + buffer.getvalue(), encoding="utf-8")
-            console.print(f"wrote {output}")
-    else:
-        assert output is not None
-        report_output.write_workbook(report_output.build_workbook(results), output)
-        console.print(f"wrote {output} ({len(results)} campaign{'' if len(results) == 1 else 's'})")
+    campaigns_written = f"{len(results)} campaign{'' if len(results) == 1 else 's'}"
+    emit_report(
+        output_format,
+        output,
+        tables=lambda: report_output.campaign_tables(results, config.settings.engine.currency),
+        data=lambda: report_output.results_as_dict(results),
+        rows=lambda: report_output.csv_rows(results),
+        workbook=lambda: report_output.build_workbook(results),
+        written=campaigns_written if output_format == "xlsx" else None,
+    )
 
 
 def register(app: typer.Typer) -> None:

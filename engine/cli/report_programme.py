@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-import json
-import sys
-from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import typer
-from openpyxl import Workbook
-from rich.console import RenderableType
 
-from engine.cli.app import check_output_format, console, parse_instant, print_json, state
+from engine.cli.app import check_output_format, console, parse_instant, state
+from engine.cli.report_emit import emit_report
 from engine.config import Config
 from engine.errors import ConfigValueError
 from engine.evaluation import programme_output as output_forms
@@ -45,39 +38,6 @@ def _segments(text: str | None) -> list[str] | None:
     if not names:
         raise ConfigValueError("--segments", "segments", "name at least one segment: --segments large,medium")
     return names
-
-
-def _emit(
-    output_format: str,
-    output: Path | None,
-    *,
-    tables: Callable[[], Iterable[RenderableType]],
-    data: Callable[[], dict[str, Any]],
-    rows: Callable[[], Iterable[list[str]]],
-    workbook: Callable[[], Workbook],
-) -> None:
-    """Print or write a report in ``output_format`` (only the chosen form is built)."""
-    if output_format == "table":
-        for renderable in tables():
-            console.print(renderable)
-    elif output_format == "json":
-        if output is None:
-            print_json(data())
-        else:
-            output.write_text(json.dumps(data(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-            console.print(f"wrote {output}", soft_wrap=True)
-    elif output_format == "csv":
-        buffer = io.StringIO()
-        csv.writer(buffer, delimiter=";").writerows(output_forms.safe_rows(rows()))
-        if output is None:
-            sys.stdout.write(buffer.getvalue())
-        else:
-            output.write_text("\ufeff" + buffer.getvalue(), encoding="utf-8")
-            console.print(f"wrote {output}", soft_wrap=True)
-    else:
-        assert output is not None
-        output_forms.write_workbook(workbook(), output)
-        console.print(f"wrote {output}", soft_wrap=True)
 
 
 def programme(
@@ -113,7 +73,7 @@ def programme(
         segments=_segments(segments),
         now=_instant(config, as_of, "--as-of"),
     )
-    _emit(
+    emit_report(
         output_format,
         output,
         tables=lambda: output_forms.indicator_tables(report),
@@ -135,7 +95,7 @@ def funnel(output_format: str = FORMAT, output: Path | None = OUTPUT) -> None:
     check_output_format(output_format, output)
     config = state.config()
     result = lifecycle_funnel(state.engine(config), config)
-    _emit(
+    emit_report(
         output_format,
         output,
         tables=lambda: output_forms.funnel_table(result),
@@ -167,7 +127,7 @@ def migration(
     assert before is not None
     after = _instant(config, end, "--to") or utcnow()
     matrix = segment_migration(state.engine(config), config, before, after, _segments(segments))
-    _emit(
+    emit_report(
         output_format,
         output,
         tables=lambda: output_forms.migration_table(matrix),

@@ -25,7 +25,6 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from engine.budget.html_report import Chart, format_count, format_money, png_data_uri
-from engine.budget.workbook import write_atomically
 from engine.evaluation.ab_test import (
     CONVERSION_RATE,
     GOAL_METRICS,
@@ -42,6 +41,7 @@ from engine.evaluation.campaign_charts import (
 )
 from engine.evaluation.figures import CampaignResult, Comparison, GroupFigures
 from engine.models import utcnow
+from engine.report_files import write_atomically
 
 TEMPLATE = "campaign.html.j2"
 METRIC_NAMES = {

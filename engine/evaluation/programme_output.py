@@ -11,10 +11,8 @@ cells go through :func:`engine.spreadsheet.formula_safe`.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
@@ -26,7 +24,6 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from engine.budget.workbook import write_atomically
 from engine.evaluation.funnel import Funnel
 from engine.evaluation.indicators import IndicatorRow, ProgrammeIndicators
 from engine.evaluation.migration_matrix import MigrationMatrix
@@ -200,12 +197,6 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def safe_rows(rows: Iterable[list[str]]) -> Iterable[list[str]]:
-    """``rows`` with every cell made formula-safe, for files people open in spreadsheets."""
-    for row in rows:
-        yield [formula_safe(cell) for cell in row]
-
-
 # ---------------------------------------------------------------------------- XLSX
 
 
@@ -343,10 +334,3 @@ def build_migration_workbook(matrix: MigrationMatrix) -> Workbook:
     notes["A1"] = f"Rows: place at {matrix.start.isoformat()}; columns: place at {matrix.end.isoformat()}"
     notes["A2"] = "A customer's place is the first listed segment holding them, else (none)"
     return workbook
-
-
-def write_workbook(workbook: Workbook, path: Path) -> Path:
-    """Save ``workbook`` to ``path`` atomically (readers never see half a file)."""
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return write_atomically(path, buffer.getvalue())

@@ -14,12 +14,10 @@ p-value), the incremental figures and the A/B verdict.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
@@ -30,7 +28,6 @@ from rich import box
 from rich.console import RenderableType
 from rich.table import Table
 
-from engine.budget.workbook import write_atomically
 from engine.evaluation.ab_test import CONVERSION_RATE, RESPONDER_RATE, RETENTION_RATE, REVENUE_PER_CUSTOMER
 from engine.evaluation.figures import CampaignResult, Comparison, GroupFigures
 from engine.spreadsheet import formula_safe
@@ -414,10 +411,3 @@ def build_workbook(results: Sequence[CampaignResult]) -> Workbook:
     _uplift_sheet(workbook.create_sheet("Uplift"), results)
     _summary_sheet(workbook.create_sheet("Summary"), results, treated_rows)
     return workbook
-
-
-def write_workbook(workbook: Workbook, path: Path) -> Path:
-    """Save ``workbook`` to ``path`` atomically."""
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return write_atomically(path, buffer.getvalue())

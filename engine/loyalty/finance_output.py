@@ -13,10 +13,8 @@ can check every figure; text from the configuration goes through
 from __future__ import annotations
 
 import datetime as dt
-import io
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
@@ -27,7 +25,6 @@ from rich import box
 from rich.console import RenderableType
 from rich.table import Table
 
-from engine.budget.workbook import write_atomically
 from engine.loyalty.finance import Flows, LiabilityReport, SettlementReport, money
 from engine.spreadsheet import formula_safe
 
@@ -240,12 +237,6 @@ def settlement_csv_rows(report: SettlementReport) -> Iterable[list[str]]:
     ]  # fmt: skip
 
 
-def safe_rows(rows: Iterable[list[str]]) -> Iterable[list[str]]:
-    """``rows`` with every cell made formula-safe, for files people open in spreadsheets."""
-    for row in rows:
-        yield [formula_safe(cell) for cell in row]
-
-
 # ---------------------------------------------------------------------------- XLSX
 
 
@@ -442,10 +433,3 @@ def build_settlement_workbook(report: SettlementReport) -> Workbook:
         sheet.cell(row=row, column=1, value=_safe(note))
     _widths(sheet, (24, 12, 12, 12, 12, 16, 12, 12, 12, 12, 16, 18))
     return workbook
-
-
-def write_workbook(workbook: Workbook, path: Path) -> Path:
-    """Save ``workbook`` to ``path`` atomically (readers never see half a file)."""
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return write_atomically(path, buffer.getvalue())

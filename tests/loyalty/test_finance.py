@@ -69,7 +69,6 @@ from engine.loyalty.finance import (
 from engine.loyalty.finance_output import (
     build_settlement_workbook,
     liability_tables,
-    safe_rows,
     settlement_csv_rows,
     settlement_tables,
 )
@@ -78,6 +77,7 @@ from engine.loyalty.posting import ACCOUNT
 from engine.loyalty.programme import Programme
 from engine.loyalty.redemption import capture, redeem
 from engine.loyalty.refunds import refund
+from engine.report_files import safe_rows
 from tests.factories import utc
 from tests.loyalty.ledger_setup import assert_consistent, customers
 
