@@ -43,7 +43,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from engine.customers.importing.normalise import phone_region
 from engine.customers.importing.options import ImportOptions
-from engine.customers.importing.pipeline import PreparedImport, prepare_import, run_import
+from engine.customers.importing.pipeline import (
+    PreparedImport,
+    Rejected,
+    prepare_import,
+    read_chunk,
+    run_import,
+)
 from engine.customers.importing.reader import SourceRow
 from engine.customers.importing.references import References, customer_of, resolve_references
 from engine.customers.importing.summary import ImportSummary
@@ -204,23 +210,15 @@ class _ResponseImport:
     # --- a chunk -------------------------------------------------------------------------------
 
     def process_chunk(self, connection: Connection, rows: list[SourceRow]) -> None:
-        parsed: list[ResponseRow] = []
-        rejected: list[tuple[SourceRow, list[str]]] = []
-        for row in rows:
-            self.summary.rows += 1
-            item, reasons = self.reader.read(row)
-            if item is None:
-                rejected.append((row, reasons))
-            else:
-                parsed.append(item)
-        if parsed:
-            self._process(connection, parsed, rejected)
-        for row, reasons in sorted(rejected, key=lambda pair: pair[0].line):
-            self.prepared.rejects.add(row, reasons)
+        read_chunk(
+            rows,
+            self.reader.read,
+            self.summary,
+            self.prepared.rejects,
+            lambda parsed, rejected: self._process(connection, parsed, rejected),
+        )
 
-    def _process(
-        self, connection: Connection, parsed: list[ResponseRow], rejected: list[tuple[SourceRow, list[str]]]
-    ) -> None:
+    def _process(self, connection: Connection, parsed: list[ResponseRow], rejected: Rejected) -> None:
         if not self.campaigns_loaded:
             self.campaigns |= set(connection.execute(select(RUN.c.campaign).distinct()).scalars())
             self.campaigns_loaded = True

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -28,6 +29,7 @@ from engine.errors import ConfigValueError, ImportFileError
 from engine.models.types import utcnow
 
 CHUNK_ROWS = 5000
+ItemT = TypeVar("ItemT")
 
 
 @dataclass
@@ -146,6 +148,34 @@ def prepare_import(
         now=clock,
         clock_given=now is not None,
     )
+
+
+Rejected = list[tuple[SourceRow, list[str]]]
+"""Rows of a chunk refused so far, each with its reasons."""
+
+
+def read_chunk(
+    rows: list[SourceRow],
+    read: Callable[[SourceRow], tuple[ItemT | None, list[str]]],
+    summary: ImportSummary,
+    rejects: RejectsWriter,
+    process: Callable[[list[ItemT], Rejected], None],
+) -> None:
+    """Read each row of a chunk (counted in ``summary``); ``process`` takes the readable ones and may
+    refuse more into the rejected list; then every refused row goes to ``rejects`` in file order."""
+    parsed: list[ItemT] = []
+    rejected: Rejected = []
+    for row in rows:
+        summary.rows += 1
+        item, reasons = read(row)
+        if item is None:
+            rejected.append((row, reasons))
+        else:
+            parsed.append(item)
+    if parsed:
+        process(parsed, rejected)
+    for row, reasons in sorted(rejected, key=lambda pair: pair[0].line):
+        rejects.add(row, reasons)
 
 
 def chunked(rows: Iterator[SourceRow], size: int = CHUNK_ROWS) -> Iterator[list[SourceRow]]:

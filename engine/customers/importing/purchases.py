@@ -44,7 +44,14 @@ from engine.customers.importing.normalise import (
     phone_region,
 )
 from engine.customers.importing.options import ImportOptions
-from engine.customers.importing.pipeline import PreparedImport, prepare_import, run_import, wrong_width
+from engine.customers.importing.pipeline import (
+    PreparedImport,
+    Rejected,
+    prepare_import,
+    read_chunk,
+    run_import,
+    wrong_width,
+)
 from engine.customers.importing.reader import Cell, SourceRow
 from engine.customers.importing.references import (
     CustomerReference,
@@ -262,23 +269,15 @@ class _PurchaseImport:
     # --- a chunk -------------------------------------------------------------------------------
 
     def process_chunk(self, connection: Connection, rows: list[SourceRow]) -> None:
-        parsed: list[_Row] = []
-        rejected: list[tuple[SourceRow, list[str]]] = []
-        for row in rows:
-            self.summary.rows += 1
-            item, reasons = self._read(row)
-            if item is None:
-                rejected.append((row, reasons))
-            else:
-                parsed.append(item)
-        if parsed:
-            self._process(connection, parsed, rejected)
-        for row, reasons in sorted(rejected, key=lambda pair: pair[0].line):
-            self.prepared.rejects.add(row, reasons)
+        read_chunk(
+            rows,
+            self._read,
+            self.summary,
+            self.prepared.rejects,
+            lambda parsed, rejected: self._process(connection, parsed, rejected),
+        )
 
-    def _process(
-        self, connection: Connection, parsed: list[_Row], rejected: list[tuple[SourceRow, list[str]]]
-    ) -> None:
+    def _process(self, connection: Connection, parsed: list[_Row], rejected: Rejected) -> None:
         customers = resolve_references(connection, (item.customer for item in parsed))
         wanted = {p.external_id for p in parsed} | {p.refund_of for p in parsed if p.refund_of}
         known = self._load_purchases(connection, wanted)
