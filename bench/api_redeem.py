@@ -17,7 +17,7 @@ the end unless ``--keep``), a programme, ``--accounts`` members with
 A latency runs from when the request was due to when its answer arrived
 (queueing in the client counts). Printed: p50/p95/p99/max of both, the
 ratio redeem p99 / health p99, whether redeem p99 < 25 ms (the goal), the
-answers by status, and the overdraft check: ``engine.loyalty.audit`` finds
+answers by status, and the overdraft check: ``engine.loyalty.ledger.audit`` finds
 the ledger consistent, no balance is negative, no account made more
 redemptions than its points afford (and how many were drained to the last one).
 
@@ -58,14 +58,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from engine.api_keys import create_api_key  # noqa: E402
-from engine.config import load_config  # noqa: E402
-from engine.db import make_engine  # noqa: E402
-from engine.loyalty.audit import audit  # noqa: E402
-from engine.loyalty.member_moves import adjust  # noqa: E402
-from engine.loyalty.posting import ACCOUNT, CUSTOMER, OPERATION  # noqa: E402
-from engine.models import utcnow  # noqa: E402
-from engine.schema import upgrade  # noqa: E402
+from engine.api.keys import create_api_key  # noqa: E402
+from engine.clock import utcnow  # noqa: E402
+from engine.config.checked import load_config  # noqa: E402
+from engine.db.engines import make_engine  # noqa: E402
+from engine.db.schema import upgrade  # noqa: E402
+from engine.loyalty.ledger.audit import audit  # noqa: E402
+from engine.loyalty.ledger.member_moves import adjust  # noqa: E402
+from engine.models.tables import ACCOUNT, CUSTOMER, OPERATION  # noqa: E402
 
 GOAL_MS = 25.0
 POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -84,15 +84,15 @@ from segments import (  # noqa: E402  (segments.py also puts the checkout on sys
 
 from engine.budget.audience_counts import segment_reach  # noqa: E402
 from engine.budget.contact_matrix import TRIGGERED, active_days, budget_report  # noqa: E402
-from engine.budget.period import Period  # noqa: E402
 from engine.budget.report import BudgetReport  # noqa: E402
 from engine.campaigns.firings import firings  # noqa: E402
 from engine.campaigns.loading import CampaignFile, load_campaigns  # noqa: E402
-from engine.config import Config, load_config  # noqa: E402
-from engine.db import make_engine  # noqa: E402
-from engine.metrics import refresh_metrics  # noqa: E402
-from engine.schema import upgrade  # noqa: E402
-from engine.segments import refresh_segments  # noqa: E402
+from engine.config.checked import Config, load_config  # noqa: E402
+from engine.db.engines import make_engine  # noqa: E402
+from engine.db.schema import upgrade  # noqa: E402
+from engine.metrics.customer_metrics import refresh_metrics  # noqa: E402
+from engine.reporting.periods import Period  # noqa: E402
+from engine.segments.membership import refresh_segments  # noqa: E402
 
 ZONE = "Europe/Moscow"
 GOAL = 3.0

@@ -33,9 +33,9 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
 from engine.customers.importing import import_customers, import_purchases  # noqa: E402
-from engine.db import make_engine  # noqa: E402
+from engine.db.engines import make_engine  # noqa: E402
+from engine.db.schema import upgrade  # noqa: E402
 from engine.models import Customer, Purchase  # noqa: E402
-from engine.schema import upgrade  # noqa: E402
 
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 MOSCOW = dt.timezone(dt.timedelta(hours=3))

@@ -64,12 +64,12 @@ from segments import (  # noqa: E402  (segments.py also puts the checkout on sys
     purchase_sql,
 )
 
-from engine.config import load_config  # noqa: E402
-from engine.db import make_engine  # noqa: E402
-from engine.loyalty.accrual import accrue_purchases  # noqa: E402
-from engine.loyalty.programme import Programme  # noqa: E402
+from engine.config.checked import load_config  # noqa: E402
+from engine.db.engines import make_engine  # noqa: E402
+from engine.db.schema import upgrade  # noqa: E402
+from engine.loyalty.batch.accrual import accrue_purchases  # noqa: E402
+from engine.loyalty.programme.definition import Programme  # noqa: E402
 from engine.models import LoyaltyEntry, LoyaltyLot, LoyaltyOperation  # noqa: E402
-from engine.schema import upgrade  # noqa: E402
 
 GOAL = 0.3
 BATCH = 1_000_000  # rows per generating INSERT ... SELECT

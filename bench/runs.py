@@ -77,16 +77,16 @@ from segments import (  # noqa: E402  (segments.py also puts the checkout on sys
 from send import find_tool, smtp_sink  # noqa: E402
 
 from engine.campaigns.loading import CampaignFile, load_campaigns  # noqa: E402
-from engine.campaigns.materialise import RUN  # noqa: E402
-from engine.campaigns.runner import RunSummary, start_run  # noqa: E402
-from engine.config import Config, load_config  # noqa: E402
-from engine.db import make_engine  # noqa: E402
-from engine.metrics import refresh_metrics  # noqa: E402
-from engine.models import UtcDateTime  # noqa: E402
+from engine.config.checked import Config, load_config  # noqa: E402
+from engine.db.engines import make_engine  # noqa: E402
+from engine.db.schema import upgrade  # noqa: E402
+from engine.metrics.customer_metrics import refresh_metrics  # noqa: E402
 from engine.models import outbox as states  # noqa: E402
+from engine.models.tables import RUN  # noqa: E402
 from engine.outbox import DrainSummary, drain  # noqa: E402
-from engine.schema import upgrade  # noqa: E402
-from engine.segments import refresh_segments  # noqa: E402
+from engine.runs.runner import RunSummary, start_run  # noqa: E402
+from engine.segments.membership import refresh_segments  # noqa: E402
+from engine.sql.types import UtcDateTime  # noqa: E402
 
 ZONE = "Europe/Moscow"
 CAMPAIGN = "newsletter"

@@ -56,11 +56,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from engine.config import Config, load_config  # noqa: E402
-from engine.db import make_engine  # noqa: E402
-from engine.metrics import refresh_metrics  # noqa: E402
-from engine.schema import upgrade  # noqa: E402
-from engine.segments import refresh_segments, segment_select  # noqa: E402
+from engine.config.checked import Config, load_config  # noqa: E402
+from engine.db.engines import make_engine  # noqa: E402
+from engine.db.schema import upgrade  # noqa: E402
+from engine.metrics.customer_metrics import refresh_metrics  # noqa: E402
+from engine.segments.membership import refresh_segments, segment_select  # noqa: E402
 
 CONFIG = Path(__file__).with_name("bench_config.toml")
 POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -20,8 +20,8 @@ from sqlalchemy import Engine, create_engine, text
 from sqlmodel import SQLModel
 
 import engine.models  # noqa: F401  (registers the tables)
-from engine.db import make_engine
-from engine.schema import upgrade
+from engine.db.engines import make_engine
+from engine.db.schema import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_URL = os.environ.get("CRM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

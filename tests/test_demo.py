@@ -11,11 +11,11 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from engine.catalogue import CUSTOMER, MEMBERSHIP
-from engine.config import load_config
-from engine.db import make_engine
+from engine.config.checked import load_config
+from engine.db.engines import make_engine
 from engine.models import ContactResponse, Conversion, OutboxMessage, Purchase
 from engine.models import outbox as states
+from engine.models.tables import CUSTOMER, MEMBERSHIP
 from tests.test_cli import crm
 
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]

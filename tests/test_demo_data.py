@@ -18,11 +18,11 @@ from sqlalchemy import Engine, Table, create_engine, func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel
 
-from engine.db import make_engine
-from engine.demo_data import DemoDataSummary, generate_demo_data
+from engine.db.engines import make_engine
+from engine.db.schema import upgrade
+from engine.demo.shop import DemoDataSummary, generate_demo_data
 from engine.errors import EngineError
 from engine.models import CONSENT_CHANNELS, LIFECYCLE_STAGES
-from engine.schema import upgrade
 
 CUSTOMERS = 2_000
 PURCHASES = 20_000

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.links import (
+from engine.contact_policy.links import (
     UnsubscribeLink,
     click_token,
     click_url,
@@ -24,7 +24,7 @@ from engine.links import (
     unsubscribe_url,
     verify,
 )
-from engine.tracking import click_key, open_key, track_email
+from engine.responses.tracking import click_key, open_key, track_email
 
 SECRET = "links-test-secret"
 BASE = "https://crm.shop.example"

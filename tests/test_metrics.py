@@ -7,9 +7,9 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from engine.catalogue import METRIC_VALUE, METRICS
-from engine.config import load_config
-from engine.metrics import refresh_metrics
+from engine.config.checked import load_config
+from engine.metrics.customer_metrics import refresh_metrics
+from engine.models.tables import METRIC_VALUE, METRICS
 from tests.factories import add_customer, add_purchase, utc
 
 AS_OF = dt.date(2026, 11, 20)  # ends 2026-11-20 21:00 UTC in Europe/Moscow

@@ -7,7 +7,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 from sqlmodel import SQLModel
 
-from engine.schema import current_revision, head_revision, upgrade
+from engine.db.schema import current_revision, head_revision, upgrade
 
 
 def test_migrations_match_the_models(db: Engine) -> None:

@@ -6,10 +6,10 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from engine.catalogue import SCORE
-from engine.config import load_config
-from engine.metrics import refresh_metrics
-from engine.scores import refresh_scores
+from engine.config.checked import load_config
+from engine.metrics.customer_metrics import refresh_metrics
+from engine.metrics.scores import refresh_scores
+from engine.models.tables import SCORE
 from tests.factories import add_customer, add_purchase, utc
 
 AS_OF = dt.date(2026, 11, 20)

@@ -7,11 +7,12 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from engine.catalogue import MEMBERSHIP, customer_record
-from engine.config import load_config
+from engine.config.checked import load_config
 from engine.errors import ConfigErrors, NotFoundError
-from engine.refresh import refresh_all
-from engine.segments import list_segments, segment_members, segment_sql
+from engine.models.tables import MEMBERSHIP
+from engine.rules.fields import customer_record
+from engine.segments.membership import list_segments, segment_members, segment_sql
+from engine.segments.refresh import refresh_all
 from tests.factories import add_customer, add_purchase, utc
 
 AS_OF = dt.date(2026, 11, 20)

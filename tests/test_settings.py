@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_config
+from engine.config.checked import load_config
 from engine.errors import ConfigErrors, ConfigFileError
-from engine.settings import load_settings
-from engine.toml_lines import find_line
+from engine.settings.config_toml import load_settings
+from engine.settings.toml_lines import find_line
 
 ROOT = Path(__file__).resolve().parents[1]
 

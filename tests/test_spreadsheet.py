@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.spreadsheet import formula_safe
+from engine.reporting.spreadsheet import formula_safe
 
 
 @pytest.mark.parametrize(

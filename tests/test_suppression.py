@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from engine.contact_policy.suppression import is_suppressed, list_suppressions, suppress, unsuppress
 from engine.errors import ConfigValueError, NotFoundError
-from engine.suppression import is_suppressed, list_suppressions, suppress, unsuppress
 from tests.factories import add_customer
 from tests.test_cli import crm
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.toml_lines import find_line, format_path, parse_path
+from engine.settings.toml_lines import find_line, format_path, parse_path
 
 TEXT = """# comment
 [engine]

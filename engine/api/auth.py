@@ -2,7 +2,7 @@
 
 ``Depends(require_scope("loyalty"))`` on a route answers 401 when the key is
 missing, unknown or revoked, and 403 when it lacks the scope; otherwise it
-gives the route the :class:`~engine.api_keys.ApiKeyInfo` of the client system
+gives the route the :class:`~engine.api.keys.ApiKeyInfo` of the client system
 (its name is the ``source`` of the events it records).
 """
 
@@ -14,7 +14,7 @@ from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from engine.api.errors import ApiError
-from engine.api_keys import ApiKeyInfo, find_api_key
+from engine.api.keys import ApiKeyInfo, find_api_key
 
 bearer = HTTPBearer(auto_error=False, description="the key from `crm api-keys create`")
 header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the same key, in its own header")

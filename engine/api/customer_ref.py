@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, or_, select
 
 from engine.api.errors import ApiError
-from engine.catalogue import CUSTOMER
 from engine.errors import NotFoundError
+from engine.models.tables import CUSTOMER
 
 
 @dataclass(frozen=True)

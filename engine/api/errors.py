@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.campaigns.events import EventConflictError
+from engine.customers.events import EventConflictError
 from engine.errors import (
     ConfigError,
     DatabaseError,

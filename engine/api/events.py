@@ -1,6 +1,6 @@
 """``POST /v1/events`` (scope ``events``): custom events about customers, for ``on_event`` campaigns.
 
-The event is recorded by :func:`engine.campaigns.events.record_event` with
+The event is recorded by :func:`engine.customers.events.record_event` with
 the API key's name as its source and the ``Idempotency-Key`` as its key: a
 retry answers 200 with the stored event, the same key for another event 409.
 """
@@ -18,8 +18,8 @@ from engine.api.auth import require_scope
 from engine.api.customer_ref import find_customer
 from engine.api.fields import CustomerRef, EventName, Instant, JsonObject
 from engine.api.idempotency import OPENAPI, RESPONSES, idempotency_key, mark_replay
-from engine.api_keys import ApiKeyInfo
-from engine.campaigns.events import record_event
+from engine.api.keys import ApiKeyInfo
+from engine.customers.events import record_event
 
 router = APIRouter(prefix="/v1", tags=["events"])
 

@@ -1,8 +1,8 @@
 """The loyalty API for the POS and the web shop: ``/v1/loyalty/{programme}/...`` (scope ``loyalty``).
 
 Each route calls the ledger function of the same name
-(:mod:`engine.loyalty.earning`, :mod:`~engine.loyalty.redemption`,
-:mod:`~engine.loyalty.refunds`, :mod:`~engine.loyalty.statement`), as
+(:mod:`engine.loyalty.ledger.earning`, :mod:`~engine.loyalty.ledger.redemption`,
+:mod:`~engine.loyalty.ledger.refunds`, :mod:`~engine.loyalty.ledger.statement`), as
 ``crm loyalty`` does. Commands take the ``Idempotency-Key`` header as the
 ledger operation's key (:mod:`engine.api.idempotency`); a refused command
 posts nothing and answers 4xx (:mod:`engine.api.errors`).
@@ -30,12 +30,12 @@ from engine.api.loyalty_models import (
     StatementOut,
 )
 from engine.errors import NotFoundError
-from engine.loyalty.earning import earn_event, earn_purchase
-from engine.loyalty.ledger import Receipt
-from engine.loyalty.programme import Programme, programme_named
-from engine.loyalty.redemption import capture, redeem, void
-from engine.loyalty.refunds import refund
-from engine.loyalty.statement import balance, statement
+from engine.loyalty.ledger.core import Receipt
+from engine.loyalty.ledger.earning import earn_event, earn_purchase
+from engine.loyalty.ledger.redemption import capture, redeem, void
+from engine.loyalty.ledger.refunds import refund
+from engine.loyalty.ledger.statement import balance, statement
+from engine.loyalty.programme.definition import Programme, programme_named
 
 T = TypeVar("T")
 READS = documented(401, 403, 404, 422, 503)

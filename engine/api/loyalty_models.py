@@ -23,8 +23,8 @@ from engine.api.fields import (
     Quantity,
     ShortName,
 )
-from engine.loyalty.ledger import Receipt
-from engine.loyalty.statement import Balance, Statement
+from engine.loyalty.ledger.core import Receipt
+from engine.loyalty.ledger.statement import Balance, Statement
 
 
 class _Request(BaseModel):

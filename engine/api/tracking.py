@@ -3,7 +3,7 @@
 * ``GET /t/o/{token}``: the open pixel, a 1x1 GIF that records the open;
 * ``GET /t/c/{token}?u=<url>``: a click, recorded, then redirected to ``url``.
 
-A token signs its outbox row (and a click's URL, see :mod:`engine.links`),
+A token signs its outbox row (and a click's URL, see :mod:`engine.contact_policy.links`),
 so a click only ever redirects to a URL the engine put into a sent message.
 A forged or altered link gets a plain 404 that tells nothing, and nothing
 is recorded.
@@ -18,9 +18,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from engine.contact_policy.links import read_click, read_open
 from engine.errors import NotFoundError
-from engine.links import read_click, read_open
-from engine.tracking import record_click, record_open
+from engine.responses.tracking import record_click, record_open
 
 router = APIRouter(tags=["tracking"])
 

@@ -6,7 +6,7 @@
   links), its form posts to the same URL;
 * ``POST /u/{payload}?s=<signature>``: the page's form (``scope=email|all``)
   or RFC 8058 one-click (``List-Unsubscribe=One-Click``, urlencoded or
-  multipart): unsubscribes at once (:func:`engine.unsubscribe.unsubscribe`)
+  multipart): unsubscribes at once (:func:`engine.responses.unsubscribe.unsubscribe`)
   and answers 200 with the confirmation, also when done before.
 
 A forged or altered link gets a 403 page and changes nothing; an unknown
@@ -28,11 +28,11 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from engine.campaigns.loading import load_campaigns
-from engine.config import Config
-from engine.db import write_transaction
+from engine.config.checked import Config
+from engine.contact_policy.links import UnsubscribeLink, read_unsubscribe
+from engine.db.engines import write_transaction
 from engine.errors import ConfigError, NotFoundError
-from engine.links import UnsubscribeLink, read_unsubscribe
-from engine.unsubscribe import EMAIL_ONLY, SCOPES, Contacts, contacts, mask_email, unsubscribe
+from engine.responses.unsubscribe import EMAIL_ONLY, SCOPES, Contacts, contacts, mask_email, unsubscribe
 
 router = APIRouter(tags=["unsubscribe"])
 

@@ -18,13 +18,11 @@ from decimal import Decimal
 from sqlalchemy import ColumnElement, Connection, and_, func, literal, select
 from sqlalchemy.sql import Subquery
 
-from engine.budget.period import Period
 from engine.budget.report import ActualLine, as_money
-from engine.models import CampaignRun, OutboxMessage, UtcDateTime
 from engine.models import outbox as states
-
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-RUN = CampaignRun.__table__  # type: ignore[attr-defined]
+from engine.models.tables import OUTBOX, RUN
+from engine.reporting.periods import Period
+from engine.sql.types import UtcDateTime
 
 #: runs that count as having run: their audience was queued
 RAN_STATES = (states.RUN_RUNNING, states.RUN_QUEUED, states.RUN_DONE)

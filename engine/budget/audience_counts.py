@@ -22,18 +22,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, and_, case, func, literal, not_, select
 from sqlalchemy.sql import Select
 
-from engine.campaigns.materialise import (
-    OUTBOX,
-    RUN,
-    SUPPRESSION,
+from engine.contact_policy.reach import (
     Lookups,
     consent_expression,
     recipient_expression,
     suppressed_expression,
 )
-from engine.catalogue import CUSTOMER, MEMBERSHIP
-from engine.models import UtcDateTime
 from engine.models import outbox as states
+from engine.models.tables import CUSTOMER, MEMBERSHIP, OUTBOX, RUN, SUPPRESSION
+from engine.sql.types import UtcDateTime
 
 Pattern = frozenset[str]
 

@@ -33,13 +33,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engine.budget.period import Period
-from engine.budget.unit_costs import named_in_prices
 from engine.campaigns.loading import CampaignFile
-from engine.config import Config
+from engine.channels.unit_costs import named_in_prices
+from engine.config.checked import Config
 from engine.errors import ConfigError, ConfigErrors, ConfigValueError
-from engine.settings import Strategy, read_model
-from engine.toml_lines import find_line
+from engine.reporting.periods import Period
+from engine.settings.config_toml import read_model
+from engine.settings.strategy import Strategy
+from engine.settings.toml_lines import find_line
 
 
 class _Strict(BaseModel):

@@ -20,11 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter
 
 from engine.budget.report import BudgetReport
-from engine.chart_canvas import empty_chart, new_figure, png_bytes
-
-PLAN = "#4c72b0"
-APPROVED = "#8c8c8c"
-ACTUAL = "#dd8452"
+from engine.reporting.charts import ACTUAL, APPROVED, PLAN, empty_chart, new_figure, png_bytes
 
 
 def _amounts(axis: Axes, which: Literal["x", "y"], currency: str) -> None:

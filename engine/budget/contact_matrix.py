@@ -36,19 +36,18 @@ from sqlalchemy import Connection, Engine, select
 from engine.budget.actual import actual_lines
 from engine.budget.audience_counts import Reach, observed_reach, segment_reach
 from engine.budget.budget_files import Budgets, load_budgets
-from engine.budget.period import Period
 from engine.budget.report import BudgetReport, PlanLine
-from engine.budget.unit_costs import UnitCosts
+from engine.campaigns.control_group import control_size
 from engine.campaigns.definition import Campaign
 from engine.campaigns.firings import firings
 from engine.campaigns.loading import CampaignFile, load_campaigns
-from engine.campaigns.materialise import control_size
-from engine.config import Config
-from engine.local_time import local_instant
-from engine.models import Segment, utcnow
+from engine.channels.unit_costs import UnitCosts
+from engine.clock import local_instant, utcnow
+from engine.config.checked import Config
+from engine.models.tables import SEGMENT
+from engine.reporting.periods import Period
 
 TRIGGERED = ("on_segment_entry", "on_event", "anniversary")
-SEGMENT = Segment.__table__  # type: ignore[attr-defined]
 
 
 def half_up(value: Decimal) -> int:

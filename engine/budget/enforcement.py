@@ -22,7 +22,7 @@ queued or done; the run being materialised is running) falls in *P*. The
 rows of the step being limited are never counted: they are what is decided.
 
 Each limit is one SQL aggregate. The runner
-(:func:`engine.campaigns.materialise.trim_to_budget`) ranks the step's queued
+(:func:`engine.runs.materialise.trim_to_budget`) ranks the step's queued
 rows and stops at the smallest remaining amount, naming that limit.
 """
 
@@ -40,12 +40,10 @@ from engine.budget.actual import first_runs
 from engine.budget.budget_files import BudgetFile, Budgets, load_budgets
 from engine.budget.report import as_money
 from engine.campaigns.definition import Campaign
-from engine.config import Config
-from engine.models import CampaignRun, OutboxMessage, UtcDateTime
+from engine.config.checked import Config
 from engine.models import outbox as states
-
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-RUN = CampaignRun.__table__  # type: ignore[attr-defined]
+from engine.models.tables import OUTBOX, RUN
+from engine.sql.types import UtcDateTime
 
 #: rows whose cost counts against a period's budget: waiting to be sent, or sent
 PERIOD_STATES = (*states.WAITING_STATES, *states.CONTACTED_STATES)
@@ -54,7 +52,7 @@ LINE_STATES = (*states.CAP_STATES, states.BOUNCED, states.FAILED)
 
 
 class LimitedStep(Protocol):
-    """The step being limited (:class:`engine.campaigns.materialise.StepRun` is one)."""
+    """The step being limited (:class:`engine.runs.materialise.StepRun` is one)."""
 
     @property
     def run_id(self) -> int: ...

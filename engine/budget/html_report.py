@@ -9,7 +9,6 @@ with autoescaping: campaign names and notes are text, never markup.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
@@ -19,41 +18,11 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from engine.budget.charts import channel_chart, segment_chart, strategy_chart
-from engine.budget.report import CENT, DIMENSIONS, BudgetReport, ContactMatrix, MatrixCell, Total, number
-from engine.report_files import write_atomically
+from engine.budget.report import DIMENSIONS, BudgetReport, ContactMatrix, MatrixCell, Total, number
+from engine.reporting.files import write_atomically
+from engine.reporting.html import Chart, format_count, format_money, png_data_uri
 
 TEMPLATE = "budget_report.html.j2"
-
-
-def format_money(value: Decimal | None) -> str:
-    """Money as the page shows it: ``1,234,567.50``; an amount that is not given is an em dash."""
-    if value is None:
-        return "—"
-    return f"{value.quantize(CENT):,}"
-
-
-def format_count(value: Decimal | int) -> str:
-    """A count with thousands separators, decimals only when it has some."""
-    if isinstance(value, int):
-        return f"{value:,}"
-    if value == value.to_integral_value():
-        return f"{int(value):,}"
-    return f"{value.normalize():,f}"
-
-
-def png_data_uri(png: bytes) -> str:
-    """A PNG as a ``data:`` URI for an ``img`` tag."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-@dataclass(frozen=True)
-class Chart:
-    """One embedded chart."""
-
-    id: str
-    title: str
-    alt: str
-    src: str
 
 
 def _charts(report: BudgetReport) -> list[Chart]:

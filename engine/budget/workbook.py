@@ -17,7 +17,7 @@ Four sheets:
   preparation per segment beside the channels; its grand total is the plan total.
 * **Actual**: what was recorded, as values.
 
-Text from configuration and campaigns goes through :func:`engine.spreadsheet.formula_safe`.
+Text from configuration and campaigns goes through :func:`engine.reporting.spreadsheet.formula_safe`.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from engine.budget.report import BudgetReport
-from engine.report_files import save_workbook
-from engine.spreadsheet import formula_safe
+from engine.reporting.files import save_workbook
+from engine.reporting.spreadsheet import formula_safe
 
 MONEY = "#,##0.00"
 COUNT = "#,##0"

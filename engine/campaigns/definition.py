@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engine.local_time import parse_duration
-from engine.settings import Strategy
+from engine.settings.durations import parse_duration
+from engine.settings.strategy import Strategy
 
 #: the kinds of channel a step may use
 CHANNELS: tuple[str, ...] = ("call", "email", "meeting", "post", "sms")

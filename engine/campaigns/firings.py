@@ -22,7 +22,7 @@ from engine.campaigns.schedules import (
     campaign_schedule,
     fire_times,
 )
-from engine.local_time import local_instant
+from engine.clock import local_instant
 
 
 def campaign_bounds(campaign: Campaign, zone: zoneinfo.ZoneInfo) -> tuple[dt.datetime, dt.datetime | None]:

@@ -22,7 +22,7 @@ Two differences from APScheduler's own ``CronTrigger.from_crontab`` make
   minute or hour field (``"*/30 * * * *"``) keep running by the clock through
   the repeated hour, as cron does. A local time that does not exist (clocks
   jump forward) fires when the jump ends plus its offset into the gap
-  (02:30 fires at 03:30), as :func:`engine.local_time.local_instant` reads it.
+  (02:30 fires at 03:30), as :func:`engine.clock.local_instant` reads it.
 
 Day of month and day of week, when both are restricted, must both match
 (APScheduler's reading; classic cron fires when either does).
@@ -42,7 +42,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from engine.campaigns.definition import Campaign
-from engine.local_time import local_instant
+from engine.clock import local_instant
 
 UTC = dt.UTC
 Schedule = dict[str, Any]

@@ -14,7 +14,6 @@ import zoneinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.channel_settings import CHANNEL_NAMES
 from engine.channels.base import Channel
 from engine.channels.call_list import CallListChannel
 from engine.channels.maildir_email import MaildirEmailChannel
@@ -23,9 +22,10 @@ from engine.channels.postal_list import PostalListChannel
 from engine.channels.sms_webhook import SmsGatewaySettings, SmsWebhookChannel
 from engine.channels.smtp_email import SmtpEmailChannel, SmtpSettings
 from engine.errors import ConfigValueError, NotFoundError
+from engine.settings.channels import CHANNEL_NAMES
 
 if TYPE_CHECKING:
-    from engine.config import Config
+    from engine.config.checked import Config
 
 #: channels that write files people work through, one set of files per local day
 LIST_CHANNELS: tuple[str, ...] = ("call", "meeting", "post")

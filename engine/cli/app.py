@@ -13,10 +13,10 @@ import typer
 from rich.console import Console
 from sqlalchemy import Engine
 
-from engine.config import Config, load_config
-from engine.db import make_engine, require_schema
+from engine.clock import local_instant
+from engine.config.checked import Config, load_config
+from engine.db.engines import make_engine, require_schema
 from engine.errors import ConfigValueError
-from engine.local_time import local_instant
 
 app = typer.Typer(
     name="crm",

@@ -17,15 +17,15 @@ from rich.table import Table
 from engine.budget.budget_diff import BudgetDiff, budget_diff
 from engine.budget.budget_files import load_budgets
 from engine.budget.contact_matrix import budget_report
-from engine.budget.period import Period
 from engine.budget.report import BudgetReport, Total, csv_rows
 from engine.budget.what_if import apply_overrides
 from engine.campaigns.loading import load_campaigns
 from engine.cli.app import console, print_json, state
-from engine.config import Config
+from engine.clock import utcnow
+from engine.config.checked import Config
 from engine.errors import ConfigValueError
-from engine.models import utcnow
-from engine.spreadsheet import formula_safe
+from engine.reporting.periods import Period
+from engine.reporting.spreadsheet import formula_safe
 
 FORMATS = ("table", "json", "csv", "xlsx", "html")
 RELATIVE = {"current": 0, "next": 1, "previous": -1, "last": -1}

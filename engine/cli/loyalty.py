@@ -19,16 +19,16 @@ from rich.table import Table
 
 from engine.cli import loyalty_batch, loyalty_finance
 from engine.cli.app import console, parse_instant, print_json, state
-from engine.config import Config
+from engine.config.checked import Config
 from engine.errors import ConfigValueError
-from engine.loyalty.audit import audit
-from engine.loyalty.earning import earn_event, earn_purchase
-from engine.loyalty.ledger import Receipt
-from engine.loyalty.member_moves import adjust, merge, transfer
-from engine.loyalty.programme import Programme, programme_named
-from engine.loyalty.redemption import capture, redeem, void
-from engine.loyalty.refunds import refund
-from engine.loyalty.statement import balance, statement
+from engine.loyalty.ledger.audit import audit
+from engine.loyalty.ledger.core import Receipt
+from engine.loyalty.ledger.earning import earn_event, earn_purchase
+from engine.loyalty.ledger.member_moves import adjust, merge, transfer
+from engine.loyalty.ledger.redemption import capture, redeem, void
+from engine.loyalty.ledger.refunds import refund
+from engine.loyalty.ledger.statement import balance, statement
+from engine.loyalty.programme.definition import Programme, programme_named
 
 loyalty_app = typer.Typer(
     name="loyalty",

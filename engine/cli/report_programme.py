@@ -10,13 +10,13 @@ import typer
 
 from engine.cli.app import check_output_format, console, parse_instant, state
 from engine.cli.report_emit import emit_report
-from engine.config import Config
+from engine.clock import utcnow
+from engine.config.checked import Config
 from engine.errors import ConfigValueError
 from engine.evaluation import programme_output as output_forms
 from engine.evaluation.funnel import lifecycle_funnel
 from engine.evaluation.indicators import programme_indicators
 from engine.evaluation.migration_matrix import segment_migration
-from engine.models.types import utcnow
 
 FORMAT = typer.Option("table", "--format", "-f", help="table | json | csv | xlsx")
 OUTPUT = typer.Option(None, "--output", "-o", help="file to write (required for xlsx)")

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from engine.campaigns.scheduler import SchedulerOptions, reload_scheduler, run_scheduler
 from engine.cli.app import console, print_json, state
 from engine.errors import ConfigValueError
-from engine.local_time import parse_duration
+from engine.scheduler.process import SchedulerOptions, reload_scheduler, run_scheduler
+from engine.settings.durations import parse_duration
 
 
 def _options(trigger_every: str | None, anniversary_at: str | None) -> SchedulerOptions:

@@ -10,7 +10,7 @@ from engine.budget.budget_files import budgets_folder, load_budgets
 from engine.campaigns import campaign_json_schema, load_campaigns
 from engine.campaigns.loading import campaigns_folder
 from engine.cli.app import console, state
-from engine.schema import upgrade
+from engine.db.schema import upgrade
 
 
 def init() -> None:

@@ -8,11 +8,8 @@ from typing import Any
 
 from sqlalchemy import Engine, or_, select
 
-from engine.catalogue import CUSTOMER, MEMBERSHIP, METRIC_VALUE, METRICS, SCORE
 from engine.errors import NotFoundError
-from engine.models import CustomerSourceRecord
-
-SOURCE_RECORD = CustomerSourceRecord.__table__  # type: ignore[attr-defined]
+from engine.models.tables import CUSTOMER, MEMBERSHIP, METRIC_VALUE, METRICS, SCORE, SOURCE_RECORD
 
 
 @dataclass(frozen=True)

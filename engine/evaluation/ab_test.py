@@ -1,12 +1,6 @@
-"""Comparing groups on a metric, and the A/B/n verdict: which variant wins on the campaign's goal.
+"""The A/B/n verdict: which variant wins on the campaign's goal.
 
-Metrics, all per customer of a group's audience:
-
-* ``responder_rate``: customers who responded (a response of ``ENGAGED_KINDS``);
-* ``conversion_rate``: customers with an attributed purchase;
-* ``retention_rate``: customers with any purchase inside their goal window;
-* ``revenue_per_customer``: attributed revenue (Welch's t-test on the means).
-
+Variants are compared on the metrics of :mod:`engine.evaluation.uplift`.
 A campaign's goal (``goal.metric``: response, conversion, retention,
 revenue) names the metric its variants are judged by. :func:`pick_winner`
 takes the variant with the best value, compares it with each of the ``k - 1``
@@ -19,62 +13,8 @@ from __future__ import annotations
 
 import math
 
-from engine.evaluation.figures import CampaignResult, Comparison, GroupFigures, Winner
-from engine.evaluation.statistics import compare_means, compare_proportions
-
-RESPONDER_RATE = "responder_rate"
-CONVERSION_RATE = "conversion_rate"
-RETENTION_RATE = "retention_rate"
-REVENUE_PER_CUSTOMER = "revenue_per_customer"
-#: the metric of each campaign goal
-GOAL_METRICS = {
-    "response": RESPONDER_RATE,
-    "conversion": CONVERSION_RATE,
-    "retention": RETENTION_RATE,
-    "revenue": REVENUE_PER_CUSTOMER,
-}
-#: the count each rate metric divides by the audience
-RATE_COUNTS = {RESPONDER_RATE: "responders", CONVERSION_RATE: "converted", RETENTION_RATE: "retained"}
-
-
-def metric_of_goal(goal: str) -> str:
-    """The metric a campaign goal is judged by."""
-    return GOAL_METRICS[goal]
-
-
-def metric_value(group: GroupFigures, metric: str) -> float | None:
-    """``group``'s value of ``metric`` (None without an audience)."""
-    if not group.audience:
-        return None
-    if metric == REVENUE_PER_CUSTOMER:
-        return float(group.revenue / group.audience)
-    return int(getattr(group, RATE_COUNTS[metric])) / group.audience
-
-
-def compare_groups(
-    treated: GroupFigures, control: GroupFigures, metric: str, confidence: float
-) -> Comparison:
-    """``treated`` against ``control`` on ``metric``: two proportions, or two means for revenue."""
-    if metric == REVENUE_PER_CUSTOMER:
-        return compare_means(
-            treated.revenue,
-            treated.revenue_sum_squares,
-            treated.audience,
-            control.revenue,
-            control.revenue_sum_squares,
-            control.audience,
-            metric=metric,
-            confidence=confidence,
-        )
-    count = RATE_COUNTS[metric]
-    return compare_proportions(
-        getattr(treated, count),
-        treated.audience,
-        getattr(control, count),
-        control.audience,
-        metric=metric,
-        confidence=confidence,
-    )
+from engine.evaluation.figures import CampaignResult, Winner
+from engine.evaluation.uplift import compare_groups, metric_of_goal, metric_value
 
 
 def _p(value: float) -> str:

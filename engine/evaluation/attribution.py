@@ -58,16 +58,13 @@ from sqlalchemy.sql import Subquery
 
 from engine.budget.actual import RAN_STATES
 from engine.campaigns.loading import load_campaigns
-from engine.config import Config
-from engine.loyalty.dialect_sql import dialect_function
-from engine.models import CampaignRun, Conversion, OutboxMessage, Purchase, UtcDateTime, utcnow
+from engine.clock import utcnow
+from engine.config.checked import Config
 from engine.models import outbox as states
 from engine.models import response as kinds
-
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-RUN = CampaignRun.__table__  # type: ignore[attr-defined]
-PURCHASE = Purchase.__table__  # type: ignore[attr-defined]
-CONVERSION = Conversion.__table__  # type: ignore[attr-defined]
+from engine.models.tables import CONVERSION, OUTBOX, PURCHASE, RUN
+from engine.sql.dialect import dialect_function
+from engine.sql.types import UtcDateTime
 
 #: the goal window of runs whose campaign file no longer exists
 DEFAULT_WINDOW_DAYS = 30

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-from engine.budget.charts import ACTUAL, APPROVED, PLAN
-from engine.chart_canvas import empty_chart, new_figure, png_bytes
 from engine.evaluation.figures import CampaignResult, GroupFigures
 from engine.evaluation.statistics import normal_quantile, t_quantile
+from engine.reporting.charts import ACTUAL, APPROVED, PLAN, empty_chart, new_figure, png_bytes
 
 CONTROL_COLOUR = APPROVED
 TREATED_COLOURS = (PLAN, ACTUAL, "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#ccb974")

@@ -24,14 +24,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from engine.budget.html_report import Chart, format_count, format_money, png_data_uri
-from engine.evaluation.ab_test import (
-    CONVERSION_RATE,
-    GOAL_METRICS,
-    RESPONDER_RATE,
-    RETENTION_RATE,
-    REVENUE_PER_CUSTOMER,
-)
+from engine.clock import utcnow
 from engine.evaluation.campaign_charts import (
     DEFAULT_CONFIDENCE,
     conversion_chart,
@@ -40,8 +33,15 @@ from engine.evaluation.campaign_charts import (
     revenue_chart,
 )
 from engine.evaluation.figures import CampaignResult, Comparison, GroupFigures
-from engine.models import utcnow
-from engine.report_files import write_atomically
+from engine.evaluation.uplift import (
+    CONVERSION_RATE,
+    GOAL_METRICS,
+    RESPONDER_RATE,
+    RETENTION_RATE,
+    REVENUE_PER_CUSTOMER,
+)
+from engine.reporting.files import write_atomically
+from engine.reporting.html import Chart, format_count, format_money, png_data_uri
 
 TEMPLATE = "campaign.html.j2"
 METRIC_NAMES = {

@@ -12,12 +12,10 @@ campaign, over all of its runs:
   ``actual_cost`` = contacted rows x unit cost x contacts (as recorded), plus
   for ``treated`` the preparation cost of the campaign's first run (a
   variant's cost is its contacts only); ROI = (margin - cost) / cost;
-* ``uplift``: treated against control, when both have an audience:
-  conversion rate (two proportions), revenue per customer (Welch), the
-  responder rate only when control has responders (it never gets contacted,
-  so usually not), the retention rate when it is the campaign's goal;
+* ``uplift``: treated against control (:func:`engine.evaluation.uplift.uplift`);
 * ``incremental_revenue`` = (revenue per treated customer - revenue per
-  control customer) x treated audience; ``incremental_margin`` likewise;
+  control customer) x treated audience; ``incremental_margin`` likewise
+  (:func:`engine.evaluation.uplift.incremental`);
   ``incremental_roi`` = (incremental margin - treated actual cost) / that cost;
 * ``winner``: :func:`engine.evaluation.ab_test.pick_winner` with two variants or more.
 """
@@ -32,23 +30,16 @@ from decimal import Decimal
 from sqlalchemy import Engine
 
 from engine.campaigns.loading import CampaignFile, load_campaigns
-from engine.config import Config
+from engine.clock import utcnow
+from engine.config.checked import Config
 from engine.errors import NotFoundError
 from engine.evaluation import campaign_figures_sql as figures_sql
-from engine.evaluation.ab_test import (
-    CONVERSION_RATE,
-    RESPONDER_RATE,
-    RETENTION_RATE,
-    REVENUE_PER_CUSTOMER,
-    compare_groups,
-    metric_of_goal,
-    pick_winner,
-)
+from engine.evaluation.ab_test import pick_winner
 from engine.evaluation.attribution import DEFAULT_WINDOW_DAYS, Windows, attribute
 from engine.evaluation.campaign_figures_sql import ContactCounts, ConversionSums
-from engine.evaluation.figures import CampaignResult, Comparison, GroupFigures
+from engine.evaluation.figures import CampaignResult, GroupFigures
+from engine.evaluation.uplift import incremental, uplift
 from engine.models import response as kinds
-from engine.models import utcnow
 
 NO_VARIANT = "(no variant)"
 CENT = Decimal("0.01")
@@ -107,29 +98,6 @@ def _total(name: str, groups: Sequence[GroupFigures], extra_cost: Decimal) -> Gr
         responders=total("responders"),
         retained=total("retained"),
     )
-
-
-def incremental(treated: GroupFigures, control: GroupFigures, amount: str) -> Decimal:
-    """(``amount`` per treated customer - per control customer) x treated audience, in cents."""
-    per_treated = getattr(treated, amount) / treated.audience
-    per_control = getattr(control, amount) / control.audience
-    return ((per_treated - per_control) * treated.audience).quantize(CENT)
-
-
-def uplift(
-    treated: GroupFigures, control: GroupFigures, goal_metric: str, confidence: float
-) -> list[Comparison]:
-    """Treated against control on the metrics that mean something here (module docstring)."""
-    if not treated.audience or not control.audience:
-        return []
-    metrics = []
-    if control.responders:
-        metrics.append(RESPONDER_RATE)
-    metrics.append(CONVERSION_RATE)
-    if metric_of_goal(goal_metric) == RETENTION_RATE:
-        metrics.append(RETENTION_RATE)
-    metrics.append(REVENUE_PER_CUSTOMER)
-    return [compare_groups(treated, control, metric, confidence) for metric in metrics]
 
 
 def _variant_order(found: Sequence[str | None], campaign: CampaignFile | None) -> list[str | None]:

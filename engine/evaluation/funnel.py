@@ -1,6 +1,6 @@
 """The lifecycle funnel: how many customers reached each stage, against the targets of config.toml.
 
-Stages, in order (:data:`engine.evaluation_settings.FUNNEL_STAGES`), after the
+Stages, in order (:data:`engine.settings.evaluation.FUNNEL_STAGES`), after the
 base of every customer record (``visitor``: everyone we know of, prospects
 included):
 
@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, and_, case, func, or_, select
 
-from engine.catalogue import CUSTOMER, METRICS
-from engine.evaluation_settings import FUNNEL_STAGES
+from engine.models.tables import CUSTOMER, METRICS
+from engine.settings.evaluation import FUNNEL_STAGES
 
 if TYPE_CHECKING:
-    from engine.config import Config
+    from engine.config.checked import Config
 
 BASE = "visitor"  # the stage before the first: every customer record
 RATE = Decimal("0.0001")

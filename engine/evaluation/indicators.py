@@ -45,14 +45,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from sqlalchemy import Engine
 
-from engine.budget.period import Period
+from engine.clock import utcnow
 from engine.errors import ConfigValueError, NotFoundError
 from engine.evaluation import indicators_sql as sql
-from engine.metrics import business_today
-from engine.models.types import utcnow
+from engine.metrics.customer_metrics import business_today
+from engine.reporting.periods import Period
 
 if TYPE_CHECKING:
-    from engine.config import Config
+    from engine.config.checked import Config
 
 CENT = Decimal("0.01")
 ALL_CUSTOMERS = ""  # the segment key of the rows over all customers

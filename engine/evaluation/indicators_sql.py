@@ -32,13 +32,11 @@ from sqlalchemy import (
     union_all,
 )
 
-from engine.catalogue import CUSTOMER, MEMBERSHIP, PURCHASE, attribute_expression
-from engine.models import ContactResponse, OutboxMessage, UtcDateTime
 from engine.models import outbox as states
 from engine.models import response as kinds
-
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-RESPONSE = ContactResponse.__table__  # type: ignore[attr-defined]
+from engine.models.tables import CUSTOMER, MEMBERSHIP, OUTBOX, PURCHASE, RESPONSE
+from engine.rules.fields import attribute_expression
+from engine.sql.types import UtcDateTime
 
 #: the year a share-of-wallet budget covers
 WALLET_DAYS = 365

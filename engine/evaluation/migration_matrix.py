@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from sqlalchemy import Engine, Integer, case, func, literal, or_, select
 
-from engine.catalogue import CUSTOMER, MEMBERSHIP
 from engine.errors import ConfigValueError, NotFoundError
-from engine.models import UtcDateTime
+from engine.models.tables import CUSTOMER, MEMBERSHIP
+from engine.sql.types import UtcDateTime
 
 if TYPE_CHECKING:
-    from engine.config import Config
+    from engine.config.checked import Config
 
 NONE = "(none)"
 SHARE = Decimal("0.0001")

@@ -24,17 +24,17 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from sqlalchemy import Engine
 
-from engine.budget.html_report import format_count, format_money
+from engine.clock import utcnow
 from engine.evaluation import programme_charts as charts
 from engine.evaluation.funnel import Funnel, lifecycle_funnel
 from engine.evaluation.indicators import IndicatorRow, ProgrammeIndicators, programme_indicators
 from engine.evaluation.migration_matrix import MigrationMatrix, segment_migration
 from engine.evaluation.programme_output import percent
-from engine.models.types import utcnow
-from engine.report_files import write_atomically
+from engine.reporting.files import write_atomically
+from engine.reporting.html import format_count, format_money
 
 if TYPE_CHECKING:
-    from engine.config import Config
+    from engine.config.checked import Config
 
 TEMPLATE = "overview.html.j2"
 INDEX = "index.html"

@@ -6,7 +6,7 @@ the same objects. Terminal tables fold rather than cut. CSV files are
 Workbooks keep the recorded figures as values and the indicators as live
 formulas (churn rate = churned / active at start, revenue per customer =
 revenue / buyers...), so every indicator can be traced to its counts; text
-cells go through :func:`engine.spreadsheet.formula_safe`.
+cells go through :func:`engine.reporting.spreadsheet.formula_safe`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from rich.text import Text
 from engine.evaluation.funnel import Funnel
 from engine.evaluation.indicators import IndicatorRow, ProgrammeIndicators
 from engine.evaluation.migration_matrix import MigrationMatrix
-from engine.spreadsheet import formula_safe
+from engine.reporting.spreadsheet import formula_safe
 
 MONEY = "#,##0.00"
 COUNT = "#,##0"

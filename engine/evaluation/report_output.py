@@ -4,7 +4,7 @@ Everything is built from the same :class:`~engine.evaluation.figures.CampaignRes
 objects. Undefined statistics (``nan``) are empty cells and JSON ``null``.
 Workbooks keep the counts and sums as values and the rates, cost per
 response and ROI as live formulas over them, so every figure can be checked;
-text goes through :func:`engine.spreadsheet.formula_safe`.
+text goes through :func:`engine.reporting.spreadsheet.formula_safe`.
 
 CSV: one row per campaign and group (``variant``, ``treated`` = all variants,
 ``control``), ``;``-separated; the treated row also carries the uplift over
@@ -28,9 +28,9 @@ from rich import box
 from rich.console import RenderableType
 from rich.table import Table
 
-from engine.evaluation.ab_test import CONVERSION_RATE, RESPONDER_RATE, RETENTION_RATE, REVENUE_PER_CUSTOMER
 from engine.evaluation.figures import CampaignResult, Comparison, GroupFigures
-from engine.spreadsheet import formula_safe
+from engine.evaluation.uplift import CONVERSION_RATE, RESPONDER_RATE, RETENTION_RATE, REVENUE_PER_CUSTOMER
+from engine.reporting.spreadsheet import formula_safe
 
 #: the uplift metrics, in the order of the CSV columns
 UPLIFT_METRICS = (RESPONDER_RATE, CONVERSION_RATE, RETENTION_RATE, REVENUE_PER_CUSTOMER)

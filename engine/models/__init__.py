@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.clock import utcnow
 from engine.models.api_key import API_SCOPES, ApiKey
 from engine.models.customer import CONSENT_CHANNELS, LIFECYCLE_STAGES, Customer, CustomerSourceRecord
 from engine.models.import_batch import ImportBatch
@@ -19,7 +20,7 @@ from engine.models.response import RESPONSE_KINDS, ContactResponse, Conversion
 from engine.models.scheduler import APSCHEDULER_JOBS, SchedulerReload
 from engine.models.segment import Segment, SegmentMembership, SegmentRefresh
 from engine.models.suppression import SUPPRESSION_REASONS, Suppression
-from engine.models.types import Money, UtcDateTime, utcnow
+from engine.sql.types import Money, UtcDateTime
 
 __all__ = [
     "API_SCOPES",

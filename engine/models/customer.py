@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import Column, Index
 from sqlmodel import Field, SQLModel
 
-from engine.models.types import JsonDict, UtcDateTime, utcnow
+from engine.clock import utcnow
+from engine.sql.types import JsonDict, UtcDateTime
 
 LIFECYCLE_STAGES = ("visitor", "client", "regular", "partner")
 CONSENT_CHANNELS = ("email", "sms", "call", "post")

@@ -6,7 +6,8 @@ import datetime as dt
 
 from sqlmodel import Field, SQLModel
 
-from engine.models.types import UtcDateTime, utcnow
+from engine.clock import utcnow
+from engine.sql.types import UtcDateTime
 
 
 class ImportBatch(SQLModel, table=True):

@@ -38,7 +38,8 @@ from typing import Any
 from sqlalchemy import Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from engine.models.types import JsonDict, Money, UtcDateTime, utcnow
+from engine.clock import utcnow
+from engine.sql.types import JsonDict, Money, UtcDateTime
 
 # buckets of an account
 PENDING = "pending"

@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import Column, Index
 from sqlmodel import Field, SQLModel
 
-from engine.models.types import JsonDict, Money, UtcDateTime, utcnow
+from engine.clock import utcnow
+from engine.sql.types import JsonDict, Money, UtcDateTime
 
 # states of an outbox row: waiting, in flight, and final
 QUEUED = "queued"  # waits for a worker (not before scheduled_at)

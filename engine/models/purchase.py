@@ -8,7 +8,8 @@ from decimal import Decimal
 from sqlalchemy import Index, Numeric
 from sqlmodel import Field, SQLModel
 
-from engine.models.types import Money, UtcDateTime, utcnow
+from engine.clock import utcnow
+from engine.sql.types import Money, UtcDateTime
 
 
 class Purchase(SQLModel, table=True):

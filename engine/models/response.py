@@ -20,7 +20,8 @@ from decimal import Decimal
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
-from engine.models.types import Money, UtcDateTime, utcnow
+from engine.clock import utcnow
+from engine.sql.types import Money, UtcDateTime
 
 # kinds of response
 OPEN = "open"

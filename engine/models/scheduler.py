@@ -20,7 +20,8 @@ from typing import Any
 from sqlalchemy import Column, Float, LargeBinary, Table, Unicode
 from sqlmodel import Field, SQLModel
 
-from engine.models.types import JsonDict, UtcDateTime, utcnow
+from engine.clock import utcnow
+from engine.sql.types import JsonDict, UtcDateTime
 
 APSCHEDULER_JOBS = Table(
     "apscheduler_jobs",

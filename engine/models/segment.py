@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
-from engine.models.types import UtcDateTime
+from engine.sql.types import UtcDateTime
 
 
 class Segment(SQLModel, table=True):

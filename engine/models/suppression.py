@@ -7,7 +7,8 @@ import datetime as dt
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
-from engine.models.types import UtcDateTime, utcnow
+from engine.clock import utcnow
+from engine.sql.types import UtcDateTime
 
 SUPPRESSION_REASONS = (
     "hard_bounce",

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Engine, func, select, update
 
-from engine.db import is_postgresql
+from engine.db.engines import is_postgresql
 from engine.models.outbox import QUEUED, SENDING
-from engine.outbox.store import OUTBOX, RUN, write_transaction
+from engine.models.tables import OUTBOX, RUN
+from engine.outbox.store import write_transaction
 
 
 @dataclass(frozen=True)

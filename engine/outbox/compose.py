@@ -16,7 +16,7 @@ because time has passed since its run was planned:
 The rest are rendered as :func:`engine.campaigns.preview.template_context`
 shows (the same context a preview sees, plus ``variant``): emails with their
 variant's subject and template, ``List-Unsubscribe`` headers (RFC 8058
-one-click), their links tracked and an open pixel (:mod:`engine.tracking`),
+one-click), their links tracked and an open pixel (:mod:`engine.responses.tracking`),
 SMS as text, calls, letters and meetings with what their list files show.
 A template that fails for one customer fails that row, never the batch.
 """
@@ -37,21 +37,21 @@ from engine.campaigns.content import ContentRenderer
 from engine.campaigns.definition import Campaign, Step
 from engine.campaigns.loading import CampaignFile, campaigns_folder, load_campaigns
 from engine.campaigns.preview import template_context
-from engine.catalogue import CUSTOMER, METRIC_VALUE, METRICS, PURCHASE, SCORE
 from engine.channels.base import OutgoingMessage
 from engine.channels.registry import LIST_CHANNELS
-from engine.config import Config
+from engine.clock import local_instant
+from engine.config.checked import Config
+from engine.contact_policy.links import sign
+from engine.contact_policy.suppression import SUPPRESSIBLE_CHANNELS, normalise_address
 from engine.customers.profile import CustomerProfile
 from engine.errors import ConfigError
-from engine.links import sign
-from engine.local_time import local_instant, parse_duration
 from engine.models import CONSENT_CHANNELS
 from engine.models.outbox import EXPIRED, FAILED, NO_ADDRESS, NO_CONSENT, SUPPRESSED
+from engine.models.tables import CUSTOMER, METRIC_VALUE, METRICS, PURCHASE, RUN, SCORE, SUPPRESSION
 from engine.outbox.claim import ClaimedRow
 from engine.outbox.record import Outcome
-from engine.outbox.store import RUN
-from engine.suppression import SUPPRESSIBLE_CHANNELS, SUPPRESSION, normalise_address
-from engine.tracking import track_email
+from engine.responses.tracking import track_email
+from engine.settings.durations import parse_duration
 
 LAST_PURCHASES = 3  # purchases shown on a call card or meeting task
 

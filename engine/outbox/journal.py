@@ -24,11 +24,11 @@ from collections.abc import Callable, Iterable, Mapping
 
 from sqlalchemy import Connection, Engine, bindparam, update
 
-from engine.db import is_postgresql
+from engine.clock import utcnow
+from engine.db.engines import is_postgresql
 from engine.errors import DatabaseError
 from engine.models.outbox import COMMITTING, SENDING
-from engine.models.types import utcnow
-from engine.outbox.store import OUTBOX
+from engine.models.tables import OUTBOX
 
 
 class OutboxJournal:

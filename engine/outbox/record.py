@@ -31,14 +31,15 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, or_, update
 
-from engine.budget.unit_costs import UnitCosts
 from engine.channels.base import DeliveryResult, DeliveryStatus
-from engine.config import Config
+from engine.channels.unit_costs import UnitCosts
+from engine.config.checked import Config
+from engine.contact_policy.suppression import suppress
 from engine.errors import ConfigError
 from engine.models.outbox import BOUNCED, COMMITTING, DELIVERED, FAILED, QUEUED, SENDING, SENT
+from engine.models.tables import OUTBOX
 from engine.outbox.claim import ClaimedRow
-from engine.outbox.store import OUTBOX, write_transaction
-from engine.suppression import suppress
+from engine.outbox.store import write_transaction
 
 #: basic SMTP codes that mean "no such mailbox" when no enhanced status code says more
 HARD_BOUNCE_CODES = frozenset({550, 551, 553})

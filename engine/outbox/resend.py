@@ -11,10 +11,11 @@ import datetime as dt
 
 from sqlalchemy import Engine, select, update
 
+from engine.clock import utcnow
 from engine.errors import NotFoundError
 from engine.models.outbox import FAILED, QUEUED
-from engine.models.types import utcnow
-from engine.outbox.store import OUTBOX, RUN, write_transaction
+from engine.models.tables import OUTBOX, RUN
+from engine.outbox.store import write_transaction
 
 
 def resend_failed(engine: Engine, run_id: int, *, now: dt.datetime | None = None) -> int:

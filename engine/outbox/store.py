@@ -11,11 +11,8 @@ each other (busy timeout) instead of failing.
 
 from __future__ import annotations
 
-from engine.db import write_transaction
-from engine.models import CampaignRun, OutboxMessage, OutboxWorker
+from engine.db.engines import write_transaction
+from engine.models.tables import OUTBOX, RUN, WORKER
 
 __all__ = ["OUTBOX", "RUN", "WORKER", "write_transaction"]
 
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-RUN = CampaignRun.__table__  # type: ignore[attr-defined]
-WORKER = OutboxWorker.__table__  # type: ignore[attr-defined]

@@ -31,7 +31,6 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from engine.channel_settings import CHANNEL_NAMES
 from engine.channels.base import Channel, DeliveryResult, DeliveryStatus
 from engine.channels.registry import (
     LIST_CHANNELS,
@@ -40,8 +39,8 @@ from engine.channels.registry import (
     delivers_on_send,
     open_channel,
 )
-from engine.config import Config
-from engine.local_time import parse_duration
+from engine.clock import utcnow
+from engine.config.checked import Config
 from engine.models.outbox import (
     BOUNCED,
     DELIVERED,
@@ -53,7 +52,6 @@ from engine.models.outbox import (
     SENT,
     SUPPRESSED,
 )
-from engine.models.types import utcnow
 from engine.outbox.claim import ClaimedRow, claim, count_due
 from engine.outbox.compose import Batch, Composer
 from engine.outbox.journal import OutboxJournal
@@ -68,6 +66,8 @@ from engine.outbox.recovery import (
     register_worker,
     settle,
 )
+from engine.settings.channels import CHANNEL_NAMES
+from engine.settings.durations import parse_duration
 
 RECOVER_EVERY = 30.0  # seconds between looks for dead workers
 POLL_EVERY = 1.0  # seconds between looks for due rows when there were none

@@ -36,15 +36,14 @@ from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from engine.clock import utcnow
 from engine.errors import ImportFileError
-from engine.evaluation_settings import BouncesSection
 from engine.models.outbox import BOUNCED, DELIVERED, SENT
 from engine.models.response import BOUNCE
-from engine.models.types import utcnow
-from engine.outbox.store import OUTBOX, RUN
+from engine.models.tables import OUTBOX, RESPONSE, RUN
 from engine.responses.bounce_thresholds import suppress_bounced
 from engine.responses.bounces import HARD, DeliveryReport, NotADeliveryReport, parse_report
-from engine.responses.recording import RESPONSE
+from engine.settings.evaluation import BouncesSection
 
 SOURCE = "dsn"
 CHUNK = 500

@@ -23,14 +23,11 @@ from sqlalchemy import Connection, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from engine.catalogue import CUSTOMER
-from engine.evaluation_settings import BouncesSection
 from engine.models.outbox import BOUNCED
 from engine.models.response import BOUNCE
-from engine.outbox.store import OUTBOX
+from engine.models.tables import CUSTOMER, OUTBOX, RESPONSE, SUPPRESSION
 from engine.responses.bounces import HARD, SOFT
-from engine.responses.recording import RESPONSE
-from engine.suppression import SUPPRESSION
+from engine.settings.evaluation import BouncesSection
 
 CHUNK = 1000
 

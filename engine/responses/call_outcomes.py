@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from engine.customers.importing.normalise import FieldError
 from engine.errors import ConfigValueError
-from engine.evaluation_settings import CALL_OUTCOMES, CallCentreSection
+from engine.settings.evaluation import CALL_OUTCOMES, CallCentreSection
 
 
 def outcome_name(text: str) -> str:

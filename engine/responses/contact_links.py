@@ -14,8 +14,7 @@ from sqlalchemy import ColumnElement, Connection, func, not_, or_, select, updat
 
 from engine.models.outbox import CONTACTED_STATES
 from engine.models.response import CALL_OUTCOME_KINDS
-from engine.outbox.store import OUTBOX, RUN
-from engine.responses.recording import RESPONSE
+from engine.models.tables import OUTBOX, RESPONSE, RUN
 
 
 def _imported(import_id: int, first_id: int, last_id: int) -> ColumnElement[bool]:

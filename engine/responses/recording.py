@@ -9,9 +9,8 @@ from sqlalchemy import Connection, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from engine.models import ContactResponse, utcnow
-
-RESPONSE = ContactResponse.__table__  # type: ignore[attr-defined]
+from engine.clock import utcnow
+from engine.models.tables import RESPONSE
 
 
 @dataclass(frozen=True)

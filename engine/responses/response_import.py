@@ -25,7 +25,7 @@ campaign, contact, reply), so importing a file again records nothing new:
 such rows count as ``unchanged``. Responses are linked to the contact they
 answer (:mod:`engine.responses.contact_links`); wrong numbers and refusals
 change the contact policy in the same transaction
-(:mod:`engine.responses.contact_policy`). Bad rows go to the rejects file
+(:mod:`engine.responses.policy_effects`). Bad rows go to the rejects file
 with their reasons; good rows go in.
 """
 
@@ -54,12 +54,10 @@ from engine.customers.importing.reader import SourceRow
 from engine.customers.importing.references import References, customer_of, resolve_references
 from engine.customers.importing.summary import ImportSummary
 from engine.errors import ImportFileError
-from engine.evaluation_settings import ResponsesSection
-from engine.outbox.store import OUTBOX, RUN
+from engine.models.tables import OUTBOX, RESPONSE, RUN
 from engine.responses.call_outcomes import CallOutcomes
 from engine.responses.contact_links import link_to_contacts
-from engine.responses.contact_policy import apply_contact_policy
-from engine.responses.recording import RESPONSE
+from engine.responses.policy_effects import apply_contact_policy
 from engine.responses.response_rows import (
     CALL,
     CALL_LIST_COLUMNS,
@@ -69,6 +67,7 @@ from engine.responses.response_rows import (
     ResponseRow,
     ResponseRowReader,
 )
+from engine.settings.evaluation import ResponsesSection
 
 
 def import_responses(

@@ -1,7 +1,7 @@
 """Compile a typed rule tree to a SQLAlchemy Core expression.
 
 SQL's own three-valued logic gives the NULL semantics the Python evaluator
-imitates; where SQLite and PostgreSQL differ, :mod:`engine.rules.sql_functions`
+imitates; where SQLite and PostgreSQL differ, :mod:`engine.sql.functions`
 supplies one construct with a rendering per dialect.
 """
 
@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy import ColumnElement
 
 from engine.rules import nodes
-from engine.rules import sql_functions as sqlf
 from engine.rules.bindings import SqlBindings
 from engine.rules.bucket import HASH_MODULUS, HIGH_BITS_DIVISOR, KEY_MODULUS, MULTIPLIER, salt_offset
 from engine.rules.types import RuleType
+from engine.sql import functions as sqlf
 
 _COMPARE = nodes.COMPARE_OPERATORS
 _ARITH: dict[str, Callable[[Any, Any], Any]] = {

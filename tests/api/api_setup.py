@@ -12,10 +12,10 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, func, select
 
 from engine.api.app import create_app
-from engine.api_keys import create_api_key
-from engine.config import Config, load_config
-from engine.loyalty.posting import ENTRY, OPERATION
+from engine.api.keys import create_api_key
+from engine.config.checked import Config, load_config
 from engine.models import CustomerEvent, Purchase
+from engine.models.tables import ENTRY, OPERATION
 from tests.factories import add_customer
 
 EVENT = CustomerEvent.__table__  # type: ignore[attr-defined]

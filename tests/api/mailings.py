@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from engine.catalogue import CUSTOMER
 from engine.channels.maildir_email import MaildirEmailChannel
-from engine.config import Config
+from engine.config.checked import Config
 from engine.models import ContactResponse, Suppression
+from engine.models.tables import CUSTOMER
 from engine.outbox import drain
 from tests.factories import add_customer
 from tests.outbox.factories import T0, Clock, add_run, queue, rows_of, workspace

@@ -9,16 +9,10 @@ import json
 import pytest
 from sqlalchemy import select
 
-from engine.api_keys import (
-    API_KEY,
-    TOUCH_EVERY,
-    create_api_key,
-    find_api_key,
-    list_api_keys,
-    revoke_api_key,
-)
+from engine.api.keys import TOUCH_EVERY, create_api_key, find_api_key, list_api_keys, revoke_api_key
 from engine.cli import main as crm_main
 from engine.errors import ConfigValueError, NotFoundError
+from engine.models.tables import API_KEY
 from tests.api.api_setup import start_api
 from tests.factories import utc
 

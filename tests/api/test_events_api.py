@@ -7,10 +7,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from engine.campaigns.audience import EVENT, audience_select
 from engine.campaigns.loading import load_campaigns
-from engine.models import utcnow
-from engine.segments import refresh_segments
+from engine.clock import utcnow
+from engine.models.tables import EVENT
+from engine.runs.audience import audience_select
+from engine.segments.membership import refresh_segments
 from tests.api.api_setup import start_api
 
 CART = """

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 
 from engine.api.app import create_app
-from engine.config import load_config
-from engine.db import make_engine
-from engine.schema import head_revision
+from engine.config.checked import load_config
+from engine.db.engines import make_engine
+from engine.db.schema import head_revision
 from tests.test_cli import CRM, ROOT
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from engine.api.app import create_app
-from engine.config import load_config
+from engine.config.checked import load_config
 
 
 def test_openapi_is_published(db, write_config, serve_app) -> None:  # type: ignore[no-untyped-def]

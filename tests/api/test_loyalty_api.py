@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import httpx
 from sqlalchemy import select
 
-from engine.api_keys import create_api_key, revoke_api_key
-from engine.catalogue import CUSTOMER
-from engine.models import utcnow
+from engine.api.keys import create_api_key, revoke_api_key
+from engine.clock import utcnow
+from engine.models.tables import CUSTOMER
 from tests.api.api_setup import Api, start_api
 
 SHOP = "/v1/loyalty/shop"

@@ -25,8 +25,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from sqlalchemy import Engine
 
-from engine.loyalty.audit import audit
-from engine.models import utcnow
+from engine.clock import utcnow
+from engine.loyalty.ledger.audit import audit
 from tests.api.api_setup import Api, start_api
 
 EXAMPLES = 12  # generated requests per operation and phase: the run stays within seconds per database

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from engine.api.app import create_app
-from engine.links import click_token, open_token, read_click, read_open, sign
+from engine.contact_policy.links import click_token, open_token, read_click, read_open, sign
 from tests.api.mailings import (
     AUTUMN,
     BASE_URL,

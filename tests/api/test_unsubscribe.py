@@ -11,7 +11,7 @@ import httpx
 
 from engine.api.app import create_app
 from engine.channels import MemoryChannel
-from engine.links import sign, unsubscribe_url
+from engine.contact_policy.links import sign, unsubscribe_url
 from engine.models import outbox as states
 from engine.outbox import drain
 from tests.api.mailings import BASE_URL, consents, counts, live, responses, send_mailing, suppressions

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import openpyxl
 
-from engine.budget.period import Period
 from engine.cli.budget import resolve_period
-from engine.config import load_config
+from engine.config.checked import load_config
+from engine.reporting.periods import Period
 from tests.budget.test_contact_matrix import BUDGET, prepared, weekly
 from tests.test_cli import crm
 

@@ -27,18 +27,18 @@ from sqlalchemy import Engine, event
 
 from engine.budget.budget_files import load_budgets
 from engine.budget.contact_matrix import budget_report, split
-from engine.budget.period import Period
 from engine.budget.what_if import apply_overrides
-from engine.campaigns.events import record_event
 from engine.campaigns.loading import load_campaigns
-from engine.campaigns.runner import start_run
-from engine.config import Config
+from engine.config.checked import Config
+from engine.contact_policy.suppression import suppress
+from engine.customers.events import record_event
 from engine.errors import ConfigErrors, ConfigValueError
 from engine.models import OutboxMessage
 from engine.models import outbox as states
 from engine.outbox.worker import drain
-from engine.segments import refresh_segments
-from engine.suppression import suppress
+from engine.reporting.periods import Period
+from engine.runs.runner import start_run
+from engine.segments.membership import refresh_segments
 from tests.campaigns.test_runner import setup as campaign_setup
 from tests.factories import add_customer, utc
 

@@ -15,8 +15,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from engine.budget.charts import channel_chart, segment_chart, strategy_chart
-from engine.budget.html_report import format_money, render_html, write_html
+from engine.budget.html_report import render_html, write_html
 from engine.budget.report import BudgetReport
+from engine.reporting.html import format_money
 from tests.budget.test_workbook import HOSTILE_NAME, sample_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -12,9 +12,9 @@ import openpyxl
 import pytest
 
 from engine.budget.budget_files import Allocations, BudgetDefinition, BudgetFile
-from engine.budget.period import Period
 from engine.budget.report import ActualLine, BudgetReport, PlanLine
 from engine.budget.workbook import write_workbook
+from engine.reporting.periods import Period
 
 CENT = Decimal("0.01")
 HOSTILE_NAME = '=HYPERLINK("x")'

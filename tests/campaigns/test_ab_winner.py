@@ -12,19 +12,19 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import Engine, select, update
 
+from engine.campaigns.control_group import CONTROL_HASH, control_size
 from engine.campaigns.definition import Campaign
 from engine.campaigns.loading import load_campaigns
-from engine.campaigns.materialise import CONTROL_HASH, control_size
-from engine.campaigns.runner import advance, run_summary, start_run
-from engine.campaigns.winner import send_winner
 from engine.channels import MemoryChannel
-from engine.config import Config
+from engine.config.checked import Config
+from engine.contact_policy.suppression import suppress
 from engine.errors import ConfigValueError, EngineError
 from engine.models import outbox as states
 from engine.outbox import drain
 from engine.rules.bucket import bucket_of
-from engine.segments import refresh_segments
-from engine.suppression import suppress
+from engine.runs.runner import advance, run_summary, start_run
+from engine.runs.winner import send_winner
+from engine.segments.membership import refresh_segments
 from tests.factories import add_purchase, utc
 from tests.outbox.factories import (
     CAMPAIGN,

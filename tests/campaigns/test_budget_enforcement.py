@@ -16,14 +16,14 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from engine.campaigns.loading import load_campaigns
-from engine.campaigns.planner import plan
-from engine.campaigns.runner import start_run
-from engine.config import Config, load_config
+from engine.config.checked import Config, load_config
 from engine.errors import ConfigErrors
-from engine.metrics import refresh_metrics
+from engine.metrics.customer_metrics import refresh_metrics
 from engine.models import CampaignRun, OutboxMessage
 from engine.models import outbox as states
-from engine.segments import refresh_segments
+from engine.runs.planner import plan
+from engine.runs.runner import start_run
+from engine.segments.membership import refresh_segments
 from tests.factories import add_customer, add_purchase, utc
 
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
@@ -192,7 +192,7 @@ def test_an_invalid_budget_file_fails_the_run_rather_than_spend_unchecked(db, wr
 def test_the_scheduler_job_logs_a_broken_budget_file_and_fires_nothing(
     db, write_config, tmp_path, caplog
 ) -> None:  # type: ignore[no-untyped-def]
-    from engine.campaigns.jobs import fire_campaign
+    from engine.scheduler.campaign_jobs import fire_campaign
 
     config, _ = setup(
         db, write_config, tmp_path, {"first": campaign(JANUARY)}, {"2027-Q1": 'period = "2027-Q1"\n'}

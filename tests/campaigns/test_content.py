@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.campaigns.content import ContentRenderer, TemplateRenderError
-from engine.links import sign, unsubscribe_url, verify
+from engine.contact_policy.links import sign, unsubscribe_url, verify
 
 ROOT = Path(__file__).resolve().parents[2]
 

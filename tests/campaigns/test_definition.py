@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.campaigns import load_campaigns
-from engine.config import load_config
+from engine.config.checked import load_config
 from engine.errors import ConfigErrors
 from tests.test_cli import crm
 

@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from freezegun import freeze_time
 
-from engine.local_time import Cap, DailyWindow, local_instant
-from engine.models.types import utcnow
+from engine.clock import local_instant, utcnow
+from engine.contact_policy.caps import Cap
+from engine.contact_policy.quiet_hours import DailyWindow
 
 BERLIN = ZoneInfo(
     "Europe/Berlin"

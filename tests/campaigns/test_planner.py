@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine.campaigns.events import EventConflictError, record_event
 from engine.campaigns.loading import load_campaigns
-from engine.campaigns.planner import plan
-from engine.campaigns.runner import start_run
-from engine.config import load_config
+from engine.config.checked import load_config
+from engine.customers.events import EventConflictError, record_event
 from engine.models import CampaignRun, OutboxMessage
 from engine.models import outbox as states
-from engine.segments import refresh_segments
+from engine.runs.planner import plan
+from engine.runs.runner import start_run
+from engine.segments.membership import refresh_segments
 from tests.campaigns.test_runner import CONFIG, EMAIL_STEP, NOON, campaign, setup
 from tests.factories import add_customer, utc
 from tests.test_cli import crm

@@ -9,9 +9,9 @@ from urllib.parse import unquote
 
 import pytest
 
-from engine.config import load_config
+from engine.config.checked import load_config
+from engine.contact_policy.links import verify
 from engine.errors import NotFoundError
-from engine.links import verify
 from tests.factories import add_customer
 from tests.test_cli import crm
 

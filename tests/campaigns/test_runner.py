@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, insert, select, update
 
+from engine.campaigns.control_group import CONTROL_HASH, control_size
 from engine.campaigns.loading import load_campaigns
-from engine.campaigns.materialise import CONTROL_HASH, control_size
-from engine.campaigns.runner import advance, start_run
-from engine.config import Config, load_config
+from engine.config.checked import Config, load_config
+from engine.contact_policy.suppression import suppress
 from engine.models import ContactResponse, OutboxMessage, Suppression
 from engine.models import outbox as states
 from engine.rules.bucket import bucket_of
-from engine.segments import refresh_segments
-from engine.suppression import suppress
+from engine.runs.runner import advance, start_run
+from engine.segments.membership import refresh_segments
 from tests.factories import CUSTOMER, add_customer, add_purchase, utc
 
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
@@ -227,7 +227,7 @@ def test_the_budget_line_trims_the_lowest_ranked(db, write_config, tmp_path) -> 
         tmp_path,
         {"hello": campaign("budget = 3.00\npreparation_cost = 1.00\nrank_by = 'total_spent'")},
     )
-    from engine.metrics import refresh_metrics
+    from engine.metrics.customer_metrics import refresh_metrics
 
     with db.begin() as connection:
         ids = [add_customer(connection, email=f"c{n}@example.com", consent_email=True) for n in range(6)]

@@ -17,9 +17,15 @@ from freezegun import freeze_time
 from freezegun.api import FakeDatetime
 from sqlalchemy import Engine, insert, select, text
 
-from engine.campaigns import jobs
 from engine.campaigns.loading import load_campaigns
-from engine.campaigns.scheduler import (
+from engine.clock import utcnow
+from engine.config.checked import Config, load_config
+from engine.errors import ConfigErrors, DatabaseError
+from engine.models import CampaignRun, SchedulerReload
+from engine.models import outbox as states
+from engine.scheduler import campaign_jobs as jobs
+from engine.scheduler.lock import FileLock, scheduler_lock
+from engine.scheduler.process import (
     ADVANCE_ID,
     CampaignScheduler,
     ReconcileResult,
@@ -28,11 +34,6 @@ from engine.campaigns.scheduler import (
     reload_scheduler,
     run_scheduler,
 )
-from engine.campaigns.scheduler_lock import FileLock, scheduler_lock
-from engine.config import Config, load_config
-from engine.errors import ConfigErrors, DatabaseError
-from engine.models import CampaignRun, SchedulerReload, utcnow
-from engine.models import outbox as states
 from tests.factories import utc
 
 RUN = CampaignRun.__table__  # type: ignore[attr-defined]
@@ -192,7 +193,7 @@ def test_reload_adds_changes_and_removes_jobs_and_keeps_unchanged_ones(db, write
     assert weekly.next_run_time == utc(2026, 3, 9, 9)  # Monday 10:00 in Berlin
     assert weekly.misfire_grace_time == 30 * 60 and weekly.coalesce
     assert weekly.args == (str(config.path.resolve()), "weekly")
-    assert weekly.func_ref == "engine.campaigns.jobs:fire_campaign"
+    assert weekly.func_ref == "engine.scheduler.campaign_jobs:fire_campaign"
     assert store["campaign:launch"].next_run_time == utc(2026, 6, 1, 7)
     assert store["campaign:launch"].misfire_grace_time == 3600  # the default max_lateness, 1h
     assert store["campaign:entries"].next_run_time == utc(2026, 3, 4, 12, 5)
@@ -470,7 +471,7 @@ def test_the_lock_admits_one_holder_names_it_and_notices_its_loss(db) -> None:  
 
 
 def test_stopping_lets_the_running_job_finish(db, write_config, tmp_path, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
-    import engine.campaigns.runner as runner
+    import engine.runs.runner as runner
 
     due = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=1)
     config = workspace(write_config, tmp_path, {"launch": campaign_text(f"at = {due.isoformat()}")})

@@ -36,11 +36,11 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 
 from engine.campaigns.loading import load_campaigns
-from engine.campaigns.runner import start_run
-from engine.config import Config, load_config
+from engine.config.checked import Config, load_config
 from engine.models import ContactResponse, OutboxMessage
 from engine.models import outbox as states
-from engine.segments import refresh_segments
+from engine.runs.runner import start_run
+from engine.segments.membership import refresh_segments
 from tests.factories import CUSTOMER, add_customer, add_purchase, utc
 
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]

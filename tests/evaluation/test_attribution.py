@@ -9,8 +9,9 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine, delete, select
 
-from engine.evaluation.attribution import CONVERSION, PURCHASE, AttributionSummary, attribute
+from engine.evaluation.attribution import AttributionSummary, attribute
 from engine.models import outbox as states
+from engine.models.tables import CONVERSION, PURCHASE
 from tests.evaluation.campaign_scenario import AFTER, NOON, OUTBOX, SENT, SUMMER_SENT, World, build, d
 
 

@@ -13,7 +13,7 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from statsmodels.stats.proportion import proportion_confint
 
-from engine.evaluation.ab_test import CONVERSION_RATE, REVENUE_PER_CUSTOMER, compare_groups, pick_winner
+from engine.evaluation.ab_test import pick_winner
 from engine.evaluation.campaign_charts import (
     conversion_chart,
     funnel_chart,
@@ -23,6 +23,7 @@ from engine.evaluation.campaign_charts import (
 )
 from engine.evaluation.campaign_page import headline, p_in_words, render_campaign_page, write_campaign_pages
 from engine.evaluation.figures import CampaignResult, GroupFigures
+from engine.evaluation.uplift import CONVERSION_RATE, REVENUE_PER_CUSTOMER, compare_groups
 from tests.budget.test_html_report import PNG_SIGNATURE, _loaded_width, _open, browser  # noqa: F401
 
 HOSTILE = 'Spring <script>alert(1)</script> "sale"'

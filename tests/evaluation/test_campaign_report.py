@@ -17,11 +17,11 @@ from sqlalchemy import Engine, func, select
 from engine.cli import main as crm_main
 from engine.errors import NotFoundError
 from engine.evaluation.ab_test import pick_winner
-from engine.evaluation.attribution import CONVERSION, PURCHASE
 from engine.evaluation.campaign_report import campaign_report
 from engine.evaluation.figures import CampaignResult, GroupFigures
 from engine.evaluation.statistics import compare_proportions
 from engine.models import outbox as states
+from engine.models.tables import CONVERSION, PURCHASE
 from tests.evaluation.campaign_scenario import AFTER, OUTBOX, World, build
 from tests.test_cli import crm
 

@@ -13,10 +13,10 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine
 
 from engine.cli import main as crm_main
-from engine.config import Config, load_config
+from engine.config.checked import Config, load_config
 from engine.evaluation.funnel import lifecycle_funnel
 from engine.evaluation.programme_output import build_funnel_workbook, funnel_csv_rows, funnel_table
-from engine.metrics import refresh_metrics
+from engine.metrics.customer_metrics import refresh_metrics
 from tests.factories import add_customer, add_purchase, utc
 
 CONFIG = """

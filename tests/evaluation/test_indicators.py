@@ -17,7 +17,7 @@ from openpyxl import load_workbook
 from sqlalchemy import Connection, Engine, insert
 
 from engine.cli import main as crm_main
-from engine.config import Config, load_config
+from engine.config.checked import Config, load_config
 from engine.errors import ConfigValueError, NotFoundError
 from engine.evaluation.indicators import IndicatorRow, programme_indicators
 from engine.evaluation.programme_output import (

@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine
 
 from engine.cli import main as crm_main
-from engine.config import Config
+from engine.config.checked import Config
 from engine.errors import ConfigValueError, NotFoundError
 from engine.evaluation.migration_matrix import NONE, segment_migration
 from engine.evaluation.programme_output import build_migration_workbook, migration_csv_rows, migration_table

@@ -10,7 +10,7 @@ from selenium.webdriver.common.by import By
 from sqlalchemy import Engine
 
 from engine.cli import main as crm_main
-from engine.config import Config
+from engine.config.checked import Config
 from engine.evaluation import programme_charts as charts
 from engine.evaluation.funnel import lifecycle_funnel
 from engine.evaluation.indicators import programme_indicators

@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from engine.config import load_config
-from engine.loyalty.audit import audit
-from engine.loyalty.posting import ACCOUNT, ENTRY, LOT
-from engine.loyalty.programme import Programme
+from engine.config.checked import load_config
+from engine.loyalty.ledger.audit import audit
+from engine.loyalty.programme.definition import Programme
+from engine.models.tables import ACCOUNT, ENTRY, LOT
 from tests.factories import add_customer
 
 SHOP = """
@@ -58,7 +58,7 @@ def customers(db: Engine, *names: str) -> list[str]:
 
 def buckets(db: Engine, customer: str, programme: str = "shop") -> dict[str, int]:
     """The cached buckets of a member."""
-    from engine.loyalty.posting import CUSTOMER
+    from engine.models.tables import CUSTOMER
 
     with db.connect() as connection:
         row = connection.execute(
@@ -71,7 +71,7 @@ def buckets(db: Engine, customer: str, programme: str = "shop") -> dict[str, int
 
 def lots(db: Engine, customer: str) -> list[dict[str, Any]]:
     """The member's lots, oldest first."""
-    from engine.loyalty.posting import CUSTOMER
+    from engine.models.tables import CUSTOMER
 
     with db.connect() as connection:
         rows = connection.execute(

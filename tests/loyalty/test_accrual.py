@@ -13,17 +13,18 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
-from engine.config import load_config
+from engine.config.checked import load_config
 from engine.customers.importing import import_purchases
-from engine.loyalty.accrual import accrual_request, accrue_purchases
-from engine.loyalty.accrual_sql import LocalDays, day_number, offset_changes
-from engine.loyalty.audit import audit
-from engine.loyalty.earn_rules import earned_so_far
-from engine.loyalty.posting import ACCOUNT, ENTRY, LOT, OPERATION, request_hash
-from engine.loyalty.programme import Programme
+from engine.loyalty.batch.accrual import accrual_request, accrue_purchases
+from engine.loyalty.batch.accrual_sql import LocalDays, day_number, offset_changes
+from engine.loyalty.ledger.audit import audit
+from engine.loyalty.ledger.posting import request_hash
+from engine.loyalty.programme.definition import Programme
+from engine.loyalty.programme.earn_rules import earned_so_far
 from engine.models import CustomerMetrics, CustomerScore, Purchase
 from engine.models.segment import Segment, SegmentMembership
-from engine.models.types import UtcDateTime
+from engine.models.tables import ACCOUNT, ENTRY, LOT, OPERATION
+from engine.sql.types import UtcDateTime
 from tests.factories import add_customer, add_purchase, utc
 from tests.loyalty.test_earn_rules import HEAD
 

@@ -13,25 +13,24 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from engine.campaigns import jobs
-from engine.campaigns.jobs import fire_time_of
 from engine.campaigns.loading import load_campaigns
-from engine.campaigns.runner import start_run
-from engine.campaigns.scheduler import job_specs, reconcile
 from engine.campaigns.schedules import build_trigger, fire_times
 from engine.cli import main as crm_main
-from engine.config import load_config
+from engine.config.checked import load_config
 from engine.errors import ConfigValueError
-from engine.loyalty.batch import run_batch
-from engine.loyalty.earning import earn_purchase
-from engine.loyalty.jobs import RUN_PROGRAMME_BATCH, run_programme_batch
-from engine.loyalty.loyalty_events import POINTS_EXPIRING, TIER_CHANGED
-from engine.loyalty.posting import ENTRY
-from engine.loyalty.programme import Programme
-from engine.loyalty.tiers import TIER_CHANGE
+from engine.loyalty.batch.daily import run_batch
+from engine.loyalty.batch.events import POINTS_EXPIRING, TIER_CHANGED
+from engine.loyalty.ledger.earning import earn_purchase
+from engine.loyalty.programme.definition import Programme
 from engine.models import CustomerEvent, OutboxMessage
 from engine.models import outbox as states
-from engine.segments import refresh_segments
+from engine.models.tables import ENTRY, TIER_CHANGE
+from engine.runs.runner import start_run
+from engine.scheduler import campaign_jobs as jobs
+from engine.scheduler.campaign_jobs import fire_time_of
+from engine.scheduler.loyalty_jobs import RUN_PROGRAMME_BATCH, run_programme_batch
+from engine.scheduler.process import job_specs, reconcile
+from engine.segments.membership import refresh_segments
 from tests.campaigns.test_runner import EMAIL_STEP, setup
 from tests.campaigns.test_scheduler import started, write_campaigns
 from tests.factories import add_customer, utc

@@ -31,13 +31,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from engine.config import load_config
-from engine.db import make_engine
+from engine.config.checked import load_config
+from engine.db.engines import make_engine
 from engine.errors import IdempotencyConflictError, InsufficientPointsError
-from engine.loyalty.audit import audit
-from engine.loyalty.member_moves import adjust
-from engine.loyalty.posting import ENTRY, OPERATION
-from engine.loyalty.redemption import redeem
+from engine.loyalty.ledger.audit import audit
+from engine.loyalty.ledger.member_moves import adjust
+from engine.loyalty.ledger.redemption import redeem
+from engine.models.tables import ENTRY, OPERATION
 from tests.factories import utc
 from tests.loyalty.ledger_setup import buckets, customers, shop_programme
 

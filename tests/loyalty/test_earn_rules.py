@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, insert
 
-from engine.config import load_config
+from engine.config.checked import load_config
 from engine.errors import ConfigErrors
-from engine.loyalty.earn_rules import Earned, floor_points
-from engine.loyalty.programme import Programme
+from engine.loyalty.programme.definition import Programme
+from engine.loyalty.programme.earn_rules import Earned, floor_points
 from engine.models import CustomerMetrics, CustomerScore, LoyaltyAccount
 from engine.models.segment import Segment, SegmentMembership
-from engine.toml_lines import find_line
+from engine.settings.toml_lines import find_line
 from tests.factories import add_customer, utc
 
 ACCOUNT = LoyaltyAccount.__table__  # type: ignore[attr-defined]

@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select, update
 
-from engine.loyalty import expiry
-from engine.loyalty.earning import earn_purchase
-from engine.loyalty.expiry import activate_due, expire_due, preview_expiry
-from engine.loyalty.posting import ACCOUNT, ENTRY, OPERATION, request_hash
-from engine.loyalty.programme import Programme
-from engine.loyalty.redemption import redeem
-from engine.loyalty.refunds import refund
+from engine.loyalty.batch import expiry
+from engine.loyalty.batch.expiry import activate_due, expire_due, preview_expiry
+from engine.loyalty.ledger.earning import earn_purchase
+from engine.loyalty.ledger.posting import request_hash
+from engine.loyalty.ledger.redemption import redeem
+from engine.loyalty.ledger.refunds import refund
+from engine.loyalty.programme.definition import Programme
+from engine.models.tables import ACCOUNT, ENTRY, OPERATION
 from tests.factories import utc
 from tests.loyalty.ledger_setup import assert_consistent, buckets, customers, lots, shop_programme
 

@@ -52,12 +52,16 @@ import pytest
 from rich.console import Console
 from sqlalchemy import Engine, func, select
 
-from engine.budget.period import Period
 from engine.cli import main as crm_main
-from engine.config import load_config
+from engine.config.checked import load_config
 from engine.errors import NotFoundError
-from engine.loyalty.earning import earn_purchase
-from engine.loyalty.finance import (
+from engine.loyalty.finance.output import (
+    build_settlement_workbook,
+    liability_tables,
+    settlement_csv_rows,
+    settlement_tables,
+)
+from engine.loyalty.finance.reports import (
     LIABILITY_SCHEMA,
     SETTLEMENT_SCHEMA,
     Flows,
@@ -66,18 +70,14 @@ from engine.loyalty.finance import (
     period_bounds,
     settlement,
 )
-from engine.loyalty.finance_output import (
-    build_settlement_workbook,
-    liability_tables,
-    settlement_csv_rows,
-    settlement_tables,
-)
-from engine.loyalty.member_moves import adjust
-from engine.loyalty.posting import ACCOUNT
-from engine.loyalty.programme import Programme
-from engine.loyalty.redemption import capture, redeem
-from engine.loyalty.refunds import refund
-from engine.report_files import safe_rows
+from engine.loyalty.ledger.earning import earn_purchase
+from engine.loyalty.ledger.member_moves import adjust
+from engine.loyalty.ledger.redemption import capture, redeem
+from engine.loyalty.ledger.refunds import refund
+from engine.loyalty.programme.definition import Programme
+from engine.models.tables import ACCOUNT
+from engine.reporting.files import safe_rows
+from engine.reporting.periods import Period
 from tests.factories import utc
 from tests.loyalty.ledger_setup import assert_consistent, customers
 

@@ -19,12 +19,12 @@ from engine.errors import (
     LoyaltyError,
     NotFoundError,
 )
-from engine.loyalty.earning import earn_event, earn_purchase
-from engine.loyalty.member_moves import adjust, merge, transfer
-from engine.loyalty.posting import ENTRY, OPERATION
-from engine.loyalty.redemption import capture, redeem, void, void_expired_holds
-from engine.loyalty.refunds import refund
-from engine.loyalty.statement import balance, statement
+from engine.loyalty.ledger.earning import earn_event, earn_purchase
+from engine.loyalty.ledger.member_moves import adjust, merge, transfer
+from engine.loyalty.ledger.redemption import capture, redeem, void, void_expired_holds
+from engine.loyalty.ledger.refunds import refund
+from engine.loyalty.ledger.statement import balance, statement
+from engine.models.tables import ENTRY, OPERATION
 from tests.factories import utc
 from tests.loyalty.ledger_setup import (
     assert_consistent,

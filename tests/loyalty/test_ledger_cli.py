@@ -8,7 +8,7 @@ import json
 
 from sqlalchemy import Engine, update
 
-from engine.loyalty.posting import ACCOUNT
+from engine.models.tables import ACCOUNT
 from tests.loyalty.ledger_setup import customers, shop_programme
 from tests.test_cli import crm
 

@@ -47,7 +47,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import Connection, Engine, case, delete, func, select
 
-from engine.db import write_transaction
+from engine.db.engines import write_transaction
 from engine.errors import (
     HoldClosedError,
     IdempotencyConflictError,
@@ -55,17 +55,17 @@ from engine.errors import (
     LoyaltyError,
     NotFoundError,
 )
-from engine.loyalty.account_lock import lock_accounts
-from engine.loyalty.audit import audit
-from engine.loyalty.earning import earn_event, earn_purchase
-from engine.loyalty.ledger import Receipt, repay_debts, settle
-from engine.loyalty.member_moves import adjust, merge, transfer
-from engine.loyalty.posting import ACCOUNT, CUSTOMER, ENTRY, LOT, OPERATION
-from engine.loyalty.programme import Programme
-from engine.loyalty.redemption import capture, redeem, void, void_expired_holds
-from engine.loyalty.refunds import refund
+from engine.loyalty.ledger.account_lock import lock_accounts
+from engine.loyalty.ledger.audit import audit
+from engine.loyalty.ledger.core import Receipt, repay_debts, settle
+from engine.loyalty.ledger.earning import earn_event, earn_purchase
+from engine.loyalty.ledger.member_moves import adjust, merge, transfer
+from engine.loyalty.ledger.redemption import capture, redeem, void, void_expired_holds
+from engine.loyalty.ledger.refunds import refund
+from engine.loyalty.programme.definition import Programme
 from engine.models import LoyaltyTierChange, Purchase
 from engine.models.loyalty import ACTIVATE, AVAILABLE, HELD, PENDING
+from engine.models.tables import ACCOUNT, CUSTOMER, ENTRY, LOT, OPERATION
 from tests.factories import utc
 from tests.loyalty.ledger_setup import assert_consistent, buckets, customers, shop_programme
 

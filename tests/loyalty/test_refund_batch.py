@@ -6,11 +6,11 @@ from decimal import Decimal
 
 from sqlalchemy import Engine, func, select
 
-from engine.loyalty.accrual import accrue_purchases
-from engine.loyalty.posting import ENTRY, OPERATION
-from engine.loyalty.redemption import redeem
-from engine.loyalty.refund_batch import refund_in_batches
-from engine.loyalty.refunds import refund, refund_imported
+from engine.loyalty.batch.accrual import accrue_purchases
+from engine.loyalty.batch.refund_batch import refund_imported, refund_in_batches
+from engine.loyalty.ledger.redemption import redeem
+from engine.loyalty.ledger.refunds import refund
+from engine.models.tables import ENTRY, OPERATION
 from tests.factories import add_customer, add_purchase, utc
 from tests.loyalty.ledger_setup import assert_consistent, buckets, shop_programme
 

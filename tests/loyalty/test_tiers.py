@@ -15,18 +15,12 @@ import pytest
 from sqlalchemy import Engine, select
 
 from engine.errors import LoyaltyError, NotFoundError
-from engine.loyalty.earning import earn_purchase
-from engine.loyalty.member_moves import adjust
-from engine.loyalty.posting import ACCOUNT, CUSTOMER
-from engine.loyalty.programme import Programme
-from engine.loyalty.refunds import refund
-from engine.loyalty.tiers import (
-    TIER_CHANGE,
-    qualifying_windows,
-    recompute_tiers,
-    set_tier_override,
-    tier_report,
-)
+from engine.loyalty.batch.tiers import qualifying_windows, recompute_tiers, set_tier_override, tier_report
+from engine.loyalty.ledger.earning import earn_purchase
+from engine.loyalty.ledger.member_moves import adjust
+from engine.loyalty.ledger.refunds import refund
+from engine.loyalty.programme.definition import Programme
+from engine.models.tables import ACCOUNT, CUSTOMER, TIER_CHANGE
 from tests.factories import utc
 from tests.loyalty.ledger_setup import customers, shop_programme
 

@@ -10,9 +10,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, literal, select
 
-from engine.config import Config, load_config
-from engine.models import CampaignRun, Customer, OutboxMessage, UtcDateTime
+from engine.config.checked import Config, load_config
+from engine.models import CampaignRun, Customer, OutboxMessage
 from engine.models import outbox as states
+from engine.sql.types import UtcDateTime
 from tests.factories import utc
 
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]

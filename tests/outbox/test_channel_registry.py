@@ -9,7 +9,7 @@ import pytest
 
 from engine.channels import CallListChannel, MaildirEmailChannel, SmsWebhookChannel, SmtpEmailChannel
 from engine.channels.registry import open_channel
-from engine.config import load_config
+from engine.config.checked import load_config
 from engine.errors import ConfigValueError, NotFoundError
 from engine.outbox import drain
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from engine.channels import MemoryChannel, message_id
-from engine.links import verify
+from engine.contact_policy.links import verify
 from engine.models import outbox as states
 from engine.outbox import drain
 from tests.factories import add_customer, add_purchase, utc

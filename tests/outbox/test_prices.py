@@ -7,11 +7,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from engine.campaigns.loading import load_campaigns
-from engine.campaigns.runner import start_run
 from engine.channels import MemoryChannel
 from engine.models import outbox as states
 from engine.outbox import drain
-from engine.segments import refresh_segments
+from engine.runs.runner import start_run
+from engine.segments.membership import refresh_segments
 from tests.factories import add_customer, utc
 from tests.outbox.factories import CAMPAIGN, T0, Clock, add_run, queue, rows_of, workspace
 

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import update
 
 from engine.channels import MemoryChannel
+from engine.contact_policy.suppression import suppress
 from engine.errors import NotFoundError
 from engine.models import outbox as states
 from engine.outbox import drain, resend_failed
-from engine.suppression import suppress
 from tests.factories import add_customer
 from tests.outbox.factories import CAMPAIGN, CUSTOMER, OUTBOX, T0, Clock, add_run, queue, rows_of, workspace
 

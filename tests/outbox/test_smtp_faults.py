@@ -6,9 +6,9 @@ import datetime as dt
 from pathlib import Path
 
 from engine.channels import message_id
+from engine.contact_policy.suppression import list_suppressions
 from engine.models import outbox as states
 from engine.outbox import drain, resend_failed
-from engine.suppression import list_suppressions
 from tests.channels.smtp_servers import Recorder, free_port, smtp_server
 from tests.factories import add_customer
 from tests.outbox.factories import T0, Clock, add_run, queue, rows_of, workspace

@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from engine.campaigns.loading import load_campaigns
-from engine.campaigns.runner import start_run
 from engine.customers.importing import ImportOptions
 from engine.errors import ConfigValueError, ImportFileError
 from engine.models import outbox as states
 from engine.responses.response_import import ResponseImportSummary, import_responses
-from engine.segments import refresh_segments
+from engine.runs.runner import start_run
+from engine.segments.membership import refresh_segments
 from tests.factories import CUSTOMER, utc
 from tests.outbox.factories import OUTBOX
 from tests.responses.workspace import (

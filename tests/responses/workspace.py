@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from engine.channels import message_id
-from engine.config import Config
+from engine.config.checked import Config
 from engine.models import ContactResponse, Suppression
 from engine.models import outbox as states
 from tests.factories import add_customer, utc

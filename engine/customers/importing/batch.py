@@ -1,25 +1,13 @@
-"""The ``import_batch`` row recording one import, and the table objects the importers write."""
+"""The ``import_batch`` row recording one import."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, cast
 
-from sqlalchemy import Connection, Table, insert, update
+from sqlalchemy import Connection, insert, update
 
 from engine.customers.importing.summary import ImportSummary
-from engine.models import Customer, CustomerSourceRecord, ImportBatch, Purchase
-
-
-def table_of(model: Any) -> Table:
-    """The Core table of a SQLModel class."""
-    return cast(Table, model.__table__)
-
-
-CUSTOMER = table_of(Customer)
-SOURCE_RECORD = table_of(CustomerSourceRecord)
-PURCHASE = table_of(Purchase)
-IMPORT_BATCH = table_of(ImportBatch)
+from engine.models.tables import IMPORT_BATCH
 
 
 def start_batch(connection: Connection, summary: ImportSummary, sha256: str, started_at: dt.datetime) -> int:

@@ -43,7 +43,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select, text, update
 
-from engine.customers.importing.batch import CUSTOMER, SOURCE_RECORD
 from engine.customers.importing.columns import CUSTOMER_FIELDS
 from engine.customers.importing.normalise import (
     FieldError,
@@ -64,6 +63,7 @@ from engine.customers.importing.reader import Cell, SourceRow
 from engine.customers.importing.summary import ImportSummary
 from engine.errors import ConfigValueError
 from engine.models import CONSENT_CHANNELS, LIFECYCLE_STAGES
+from engine.models.tables import CUSTOMER, SOURCE_RECORD
 
 ATTRIBUTE_TYPES = ("bool", "date", "int", "number", "str")
 DATETIME_FIELDS = {"verified_at", *(f"consent_{channel}_at" for channel in CONSENT_CHANNELS)}

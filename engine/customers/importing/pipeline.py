@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from engine.clock import utcnow
 from engine.customers.importing.batch import finish_batch, start_batch
 from engine.customers.importing.columns import ColumnMapping, header_scorer, map_columns
 from engine.customers.importing.detection import DateEvidence, DecimalEvidence
@@ -26,7 +27,6 @@ from engine.customers.importing.reader import SourceRow, TableFile, open_table
 from engine.customers.importing.rejects import RejectsWriter, default_rejects_path
 from engine.customers.importing.summary import ImportSummary
 from engine.errors import ConfigValueError, ImportFileError
-from engine.models.types import utcnow
 
 CHUNK_ROWS = 5000
 ItemT = TypeVar("ItemT")

@@ -33,7 +33,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.orm import aliased
 
-from engine.customers.importing.batch import PURCHASE
 from engine.customers.importing.columns import PURCHASE_FIELDS
 from engine.customers.importing.normalise import (
     FieldError,
@@ -63,9 +62,10 @@ from engine.customers.importing.references import (
 )
 from engine.customers.importing.summary import ImportSummary
 from engine.errors import ImportFileError
-from engine.loyalty.accrual import AccrualResult, accrue_purchases
-from engine.loyalty.programme import Programme
-from engine.loyalty.refunds import refund_imported
+from engine.loyalty.batch.accrual import AccrualResult, accrue_purchases
+from engine.loyalty.batch.refund_batch import refund_imported
+from engine.loyalty.programme.definition import Programme
+from engine.models.tables import PURCHASE
 
 REFERENCES = ("customer", "customer_external_id", "customer_email", "customer_phone")
 REQUIRED = ("external_id", "ordered_at", "amount")

@@ -19,9 +19,9 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from engine.customers.importing.batch import CUSTOMER, SOURCE_RECORD
 from engine.customers.importing.normalise import FieldError, clean_text, parse_email, parse_phone
 from engine.customers.importing.reader import Cell
+from engine.models.tables import CUSTOMER, SOURCE_RECORD
 
 References = dict[tuple[str, str], int | None]
 """(kind, value) of a customer reference -> customer id (None: it names several customers)."""

@@ -1,0 +1,1 @@
+"""The database: engines and sessions (SQLite by default, PostgreSQL by URL) and the schema's migrations."""

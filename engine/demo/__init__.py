@@ -1,0 +1,1 @@
+"""``crm demo``: a workspace with a synthetic shop that runs the whole loop, identify to evaluate."""

@@ -1,0 +1,1 @@
+"""What the points are worth to finance: liability, breakage and partner settlement."""

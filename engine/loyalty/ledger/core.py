@@ -1,0 +1,347 @@
+"""The ledger's core: how every command runs, and what brings an account up to date.
+
+Every command is idempotent by its key (the POS transaction id): the same
+key with the same request returns the stored :class:`Receipt` and posts
+nothing; the same key with a different request raises
+:class:`~engine.errors.IdempotencyConflictError`. :func:`run_command` runs a
+command in one transaction that first locks the accounts it touches
+(:mod:`~engine.loyalty.ledger.account_lock`), then brings them up to date
+(:func:`settle`: lots due for activation are activated, lots past their
+expiry expire), then lets the command check what it needs under the lock
+and post, then repays debts from new points (:func:`repay_debts`). A refused
+command posts nothing.
+
+The commands themselves: :mod:`~engine.loyalty.ledger.earning`,
+:mod:`~engine.loyalty.ledger.redemption`, :mod:`~engine.loyalty.ledger.refunds`,
+:mod:`~engine.loyalty.ledger.member_moves`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, func, select
+from sqlalchemy.exc import IntegrityError
+
+from engine.clock import utcnow
+from engine.db.engines import write_transaction
+from engine.errors import (
+    IdempotencyConflictError,
+    LoyaltyError,
+)
+from engine.loyalty.ledger.account_lock import lock_accounts
+from engine.loyalty.ledger.posting import (
+    Posting,
+    account_row,
+    customer_id_of,
+    customer_label,
+    draw,
+    due_lots,
+    earn_entry_of,
+    ensure_account,
+    find_operation,
+    pending_part,
+    request_hash,
+    spendable_lots,
+    surviving_account,
+)
+from engine.loyalty.programme.definition import Programme
+from engine.models.loyalty import (
+    ACTIVATE,
+    AVAILABLE,
+    DEBT,
+    EXPIRE,
+    PENDING,
+    REPAY,
+)
+from engine.models.tables import ENTRY, LOT
+
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a command did: the points it moved and the account's buckets after it."""
+
+    programme: str
+    key: str
+    command: str
+    customer: str
+    points: int
+    available: int
+    pending: int
+    held: int
+    debt: int
+    detail: dict[str, Any] = field(default_factory=dict)
+    replayed: bool = False
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any]) -> Receipt:
+        """The receipt a replayed key returns."""
+        known = {name: stored[name] for name in cls.__dataclass_fields__ if name in stored}
+        return cls(**{**known, "replayed": True})
+
+
+@dataclass
+class Context:
+    """A command being written: its posting, the programme, and the accounts it locked."""
+
+    posting: Posting
+    programme: Programme
+    accounts: list[int]
+
+    @property
+    def connection(self) -> Connection:
+        """The transaction."""
+        return self.posting.connection
+
+    @property
+    def now(self) -> dt.datetime:
+        """The time the command is posted at."""
+        return self.posting.now
+
+
+Body = Callable[[Context], tuple[int, dict[str, Any]]]
+
+
+def run_command(
+    engine: Engine,
+    programme: Programme,
+    *,
+    key: str,
+    command: str,
+    request: dict[str, Any],
+    customers: Sequence[int | str],
+    body: Body,
+    now: dt.datetime | None,
+    columns: dict[str, Any] | None = None,
+    accounts: Sequence[int] = (),
+    report: int = 0,
+    repay: bool = False,
+) -> Receipt:
+    """Run one command: lock, replay or refuse a known key, bring accounts up to date, post."""
+    if not key or len(key) > 300:
+        raise LoyaltyError(f"an idempotency key of 1 to 300 characters is required, got {key!r}")
+    now = now or utcnow()
+    for attempt in range(2):
+        try:
+            with write_transaction(engine) as connection:
+                return _run_locked(
+                    connection,
+                    programme,
+                    key,
+                    command,
+                    request,
+                    customers,
+                    accounts,
+                    body,
+                    now,
+                    columns,
+                    report,
+                    repay,
+                )
+        except IntegrityError:
+            # the same key was committed by a concurrent command on another account: replay or refuse it
+            if attempt:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _run_locked(
+    connection: Connection,
+    programme: Programme,
+    key: str,
+    command: str,
+    request: dict[str, Any],
+    customers: Sequence[int | str],
+    accounts: Sequence[int],
+    body: Body,
+    now: dt.datetime,
+    columns: dict[str, Any] | None,
+    report: int,
+    repay: bool,
+) -> Receipt:
+    ids = [
+        surviving_account(
+            connection, ensure_account(connection, programme.name, customer_id_of(connection, c), now)
+        )
+        for c in customers
+    ]
+    ids += [surviving_account(connection, account) for account in accounts]
+    lock_accounts(connection, ids)
+    existing = find_operation(connection, programme.name, key)
+    if existing is not None:
+        stored = dict(existing.result)
+        # an order that earned through `crm import purchases` has earned: the till's report of it replays that
+        imported = (
+            command == existing.command == "earn" and stored.get("detail", {}).get("source") == "accrual"
+        )
+        if not imported and (
+            existing.request_hash != request_hash(command, request) or existing.command != command
+        ):
+            raise IdempotencyConflictError(programme.name, key, existing.command)
+        if imported:
+            account = account_row(connection, ids[report])
+            stored.update(
+                customer=customer_label(connection, ids[report]),
+                **{
+                    bucket: int(getattr(account, bucket))
+                    for bucket in ("available", "pending", "held", "debt")
+                },
+            )
+        return Receipt.from_stored(stored)
+    for account_id in dict.fromkeys(ids):
+        settle(connection, programme, account_id, now)
+    posting = Posting.start(
+        connection,
+        programme=programme.name,
+        key=key,
+        command=command,
+        request=request,
+        config_version=programme.config_version,
+        now=now,
+        account_id=ids[0] if ids else None,
+        **(columns or {}),
+    )
+    context = Context(posting, programme, ids)
+    points, detail = body(context)
+    if repay:  # new points pay debts first; a refund or a spend never does
+        repay_debts(connection, programme, list(dict.fromkeys(ids)), now)
+    account = account_row(connection, ids[report])
+    receipt = Receipt(
+        programme=programme.name,
+        key=key,
+        command=command,
+        customer=customer_label(connection, ids[report]),
+        points=points,
+        available=int(account.available),
+        pending=int(account.pending),
+        held=int(account.held),
+        debt=int(account.debt),
+        detail=detail,
+    )
+    stored = asdict(receipt)
+    stored.pop("replayed")
+    posting.finish(stored)
+    return receipt
+
+
+def derived_key(connection: Connection, programme: str, base: str) -> str:
+    """``base``, or ``base:N`` when the ledger already holds it (a lot refilled after it expired)."""
+    key, n = base, 1
+    while find_operation(connection, programme, key) is not None:
+        n += 1
+        key = f"{base}:{n}"
+    return key
+
+
+def system_posting(
+    connection: Connection,
+    programme: Programme,
+    key: str,
+    command: str,
+    account: int,
+    now: dt.datetime,
+    request: dict[str, Any],
+) -> Posting:
+    return Posting.start(
+        connection,
+        programme=programme.name,
+        key=derived_key(connection, programme.name, key),
+        command=command,
+        request=request,
+        config_version=programme.config_version,
+        now=now,
+        account_id=account,
+    )
+
+
+def settle(connection: Connection, programme: Programme, account_id: int, now: dt.datetime) -> None:
+    """Bring a locked account up to ``now``: activate lots out of the return window, expire lots past date.
+
+    Posts the same operations as the daily batch (``activate:<lot>``,
+    ``expire:<lot>``), so whichever comes first does it and the other finds nothing.
+    """
+    to_activate, to_expire = due_lots(connection, account_id, now)
+    activated = False
+    for lot in to_activate:
+        moving = pending_part(connection, lot.id)
+        if moving <= 0:  # refunded whole while pending: nothing to activate
+            continue
+        activated = True
+        posting = system_posting(
+            connection, programme, f"activate:{lot.id}", ACTIVATE, account_id, now, {"lot": lot.id}
+        )
+        related = earn_entry_of(connection, lot.id)
+        if moving > 0:
+            posting.post(account_id, ACTIVATE, PENDING, -moving, lot_id=lot.id, related_id=related)
+            posting.post(account_id, ACTIVATE, AVAILABLE, moving, lot_id=lot.id, related_id=related)
+        posting.finish({"points": moving, "lot": lot.id})
+    for lot in to_expire:
+        current = connection.execute(select(LOT.c.remaining).where(LOT.c.id == lot.id)).scalar_one()
+        if current <= 0:
+            continue
+        posting = system_posting(
+            connection, programme, f"expire:{lot.id}", EXPIRE, account_id, now, {"lot": lot.id}
+        )
+        pending = pending_part(connection, lot.id)
+        if pending > 0:
+            posting.post(account_id, EXPIRE, PENDING, -pending, lot_id=lot.id)
+        if current - pending > 0:
+            posting.post(account_id, EXPIRE, AVAILABLE, -(current - pending), lot_id=lot.id)
+        posting.finish({"points": int(current), "lot": lot.id})
+    if activated:  # points that just became spendable (and did not expire) pay debts first
+        repay_debts(connection, programme, [account_id], now)
+
+
+def repay_debts(
+    connection: Connection, programme: Programme, account_ids: Sequence[int], now: dt.datetime
+) -> int:
+    """Pay the debts of the (locked) accounts from their available points; returns the points repaid."""
+    repaid = 0
+    for account_id in account_ids:
+        account = account_row(connection, account_id)
+        owed = min(int(account.debt), int(account.available))
+        if owed <= 0:
+            continue
+        last = connection.execute(
+            select(func.max(ENTRY.c.id)).where(ENTRY.c.account_id == account_id)
+        ).scalar_one()
+        posting = system_posting(
+            connection,
+            programme,
+            f"repay:{account_id}:{last}",
+            REPAY,
+            account_id,
+            now,
+            {"account": account_id, "points": owed},
+        )
+        taken = draw(posting, account_id, owed, REPAY, spendable_lots(connection, account_id, now))
+        paid = sum(piece.points for piece in taken)
+        posting.post(account_id, REPAY, DEBT, -paid)
+        posting.finish({"points": paid})
+        repaid += paid
+    return repaid
+
+
+def effective_tier(account: Row[Any], now: dt.datetime) -> str | None:
+    if account.tier_override is not None and (account.override_until is None or account.override_until > now):
+        return str(account.tier_override)
+    return str(account.tier) if account.tier is not None else None
+
+
+def sub_context(context: Context, key: str, command: str, account_id: int) -> Context:
+    posting = system_posting(
+        context.connection,
+        context.programme,
+        key,
+        command,
+        account_id,
+        context.now,
+        {"parent": context.posting.operation_id},
+    )
+    return Context(posting, context.programme, [account_id])

@@ -1,0 +1,1 @@
+"""Metrics and scores: per-customer figures and points per indicator, computed inside the database."""

@@ -1,0 +1,1 @@
+"""What every report shares: periods, PNG charts, HTML helpers, files written whole, safe cells."""

@@ -1,0 +1,211 @@
+"""Unsubscribing a customer: consent withdrawn and addresses suppressed at once, in one transaction.
+
+A customer unsubscribes from a campaign's emails through its signed link
+(the page or RFC 8058 one-click, see :mod:`engine.api.unsubscribe`), either
+from email only or from all marketing. :func:`unsubscribe` does, on the
+caller's connection (so all of it commits or none):
+
+* consent withdrawn: ``consent_email`` (all marketing: every ``consent_*``)
+  set false with its ``consent_*_at`` = now, where it was given;
+* the addresses put on the suppression list (reason ``unsubscribe``): the
+  email address; for all marketing also the phone on ``sms`` and ``call``
+  and the postal address on ``post``;
+* an ``unsubscribe`` response recorded (source ``tracking``, key
+  ``unsubscribe:<customer>:<campaign>``, detail ``email`` or ``all``), tied
+  to the customer's latest email of that campaign.
+
+Doing it again changes nothing; all marketing after email only widens it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from engine.clock import utcnow
+from engine.contact_policy.suppression import normalise_address
+from engine.errors import ConfigError, NotFoundError
+from engine.models import CONSENT_CHANNELS
+from engine.models.outbox import CONTACTED_STATES
+from engine.models.response import UNSUBSCRIBE
+from engine.models.tables import CUSTOMER, OUTBOX, RESPONSE, RUN, SUPPRESSION
+from engine.responses.recording import NewResponse, record_response
+
+EMAIL_ONLY = "email"
+ALL_MARKETING = "all"
+SCOPES = (EMAIL_ONLY, ALL_MARKETING)
+#: the channels whose consent each scope withdraws (and whose addresses it suppresses)
+SCOPE_CHANNELS: dict[str, tuple[str, ...]] = {EMAIL_ONLY: ("email",), ALL_MARKETING: CONSENT_CHANNELS}
+SOURCE = "tracking"
+
+_ADDRESS_FIELD = {"email": "email", "sms": "phone", "call": "phone", "post": "address"}
+
+
+@dataclass(frozen=True)
+class Contacts:
+    """A customer's addresses and consents: what an unsubscribe page shows and changes."""
+
+    customer_id: int
+    email: str | None
+    phone: str | None
+    address: str | None
+    consents: dict[str, bool]
+
+
+@dataclass(frozen=True)
+class UnsubscribeResult:
+    """What one unsubscribe changed; nothing at all when it was done before."""
+
+    customer_id: int
+    campaign: str
+    scope: str
+    consent_withdrawn: tuple[str, ...]  # channels whose consent this call withdrew
+    suppressed: tuple[str, ...]  # channels on which an address was newly suppressed
+    recorded: bool  # the response was recorded (or widened to all marketing) now
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything changed (False for a repeated unsubscribe)."""
+        return bool(self.consent_withdrawn or self.suppressed or self.recorded)
+
+
+def response_key(customer_id: int, campaign: str) -> str:
+    """The key of the ``unsubscribe`` response of one customer and campaign."""
+    return f"unsubscribe:{customer_id}:{campaign}"
+
+
+def mask_email(email: str) -> str:
+    """An email address as a page may show it to whoever holds the link: ``a***@example.ru``."""
+    local, at, domain = email.partition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"
+
+
+def contacts(connection: Connection, customer_id: int, *, lock: bool = False) -> Contacts:
+    """The addresses and consents of ``customer_id`` (``lock``: row-locked until the transaction ends)."""
+    query = select(
+        CUSTOMER.c.id,
+        CUSTOMER.c.email,
+        CUSTOMER.c.phone,
+        CUSTOMER.c.address,
+        *(CUSTOMER.c[f"consent_{channel}"] for channel in CONSENT_CHANNELS),
+    ).where(CUSTOMER.c.id == customer_id)
+    row = connection.execute(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise NotFoundError("customer", str(customer_id))
+    values = row._mapping
+    return Contacts(
+        customer_id,
+        row.email,
+        row.phone,
+        row.address,
+        {channel: bool(values[f"consent_{channel}"]) for channel in CONSENT_CHANNELS},
+    )
+
+
+def _insert_ignoring_duplicates(connection: Connection, table: Any, index: list[str], **values: Any) -> bool:
+    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(table).values(**values).on_conflict_do_nothing(index_elements=index)
+    # RETURNING tells whether a row went in (psycopg's rowcount is -1 for an INSERT with RETURNING)
+    return connection.execute(statement.returning(table.c.id)).first() is not None
+
+
+def _suppress(
+    connection: Connection, found: Contacts, channel: str, campaign: str, now: dt.datetime, region: str
+) -> bool:
+    address = getattr(found, _ADDRESS_FIELD[channel])
+    if not address:
+        return False
+    try:
+        normalised = normalise_address(channel, address, region)
+    except ConfigError:  # a malformed address cannot be suppressed; its consent is withdrawn anyway
+        return False
+    return _insert_ignoring_duplicates(
+        connection,
+        SUPPRESSION,
+        ["channel", "address"],
+        channel=channel,
+        address=normalised,
+        customer_id=found.customer_id,
+        reason="unsubscribe",
+        detail=f"unsubscribe link of campaign {campaign}"[:1000],
+        source="unsubscribe",
+        created_at=now,
+    )
+
+
+def _latest_email(connection: Connection, customer_id: int, campaign: str) -> int | None:
+    return connection.execute(
+        select(OUTBOX.c.id)
+        .join(RUN, RUN.c.id == OUTBOX.c.run_id)
+        .where(
+            OUTBOX.c.customer_id == customer_id,
+            OUTBOX.c.channel == "email",
+            OUTBOX.c.state.in_(CONTACTED_STATES),
+            RUN.c.campaign == campaign,
+        )
+        .order_by(OUTBOX.c.id.desc())
+        .limit(1)
+    ).scalar()
+
+
+def unsubscribe(
+    connection: Connection,
+    customer_id: int,
+    campaign: str,
+    scope: str = EMAIL_ONLY,
+    *,
+    now: dt.datetime | None = None,
+    region: str = "RU",
+) -> UnsubscribeResult:
+    """Unsubscribe ``customer_id`` (who got ``campaign``) from email or all marketing, on ``connection``.
+
+    Raises :class:`NotFoundError` for an unknown customer and ``ValueError``
+    for an unknown scope; the caller's transaction makes it all or nothing.
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"unknown unsubscribe scope {scope!r} (known: {', '.join(SCOPES)})")
+    now = now or utcnow()
+    found = contacts(connection, customer_id, lock=True)
+    channels = SCOPE_CHANNELS[scope]
+    withdrawn = tuple(channel for channel in channels if found.consents[channel])
+    if withdrawn:
+        changes: dict[str, Any] = {"updated_at": now}
+        for channel in withdrawn:
+            changes |= {f"consent_{channel}": False, f"consent_{channel}_at": now}
+        connection.execute(update(CUSTOMER).where(CUSTOMER.c.id == customer_id).values(**changes))
+    suppressed = tuple(
+        channel for channel in channels if _suppress(connection, found, channel, campaign, now, region)
+    )
+    key = response_key(customer_id, campaign)
+    mine = (RESPONSE.c.source == SOURCE, RESPONSE.c.key == key)
+    recorded = (
+        connection.execute(select(RESPONSE.c.id).where(*mine)).first() is None
+    )  # the customer is locked
+    if recorded:
+        record_response(
+            connection,
+            NewResponse(
+                customer_id=customer_id,
+                kind=UNSUBSCRIBE,
+                occurred_at=now,
+                outbox_id=_latest_email(connection, customer_id, campaign),
+                source=SOURCE,
+                key=key,
+                campaign=campaign[:100],
+                channel="email",
+                detail=scope,
+            ),
+        )
+    elif scope == ALL_MARKETING:
+        widened = connection.execute(
+            update(RESPONSE).where(*mine, RESPONSE.c.detail != ALL_MARKETING).values(detail=ALL_MARKETING)
+        ).rowcount
+        recorded = widened > 0
+    return UnsubscribeResult(customer_id, campaign, scope, withdrawn, suppressed, recorded)

@@ -1,0 +1,1 @@
+"""``crm scheduler``: the scheduler process, its lock, and the jobs of every area it fires."""

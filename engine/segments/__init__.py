@@ -1,0 +1,1 @@
+"""Segments: rules over customers, refreshed inside the database, with membership history."""

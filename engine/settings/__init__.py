@@ -1,0 +1,1 @@
+"""Settings: config.toml read through pydantic-settings, ``CRM_*`` variables override."""

@@ -1,0 +1,1 @@
+"""SQL spelled per database: the one layer that knows SQLite from PostgreSQL."""
