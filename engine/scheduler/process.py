@@ -78,6 +78,12 @@ log = logging.getLogger("engine.scheduler")
 
 CAMPAIGN_PREFIX = "campaign:"
 ADVANCE_ID = "engine:advance"
+#: the reference each job function had when jobs were first stored with it (migration 0008 moved them)
+FIRST_STORED_AS = {
+    jobs.FIRE_CAMPAIGN: "engine.campaigns.jobs:fire_campaign",
+    jobs.ADVANCE_RUNS: "engine.campaigns.jobs:advance_runs",
+    RUN_PROGRAMME_BATCH: "engine.loyalty.jobs:run_programme_batch",
+}
 
 
 @dataclass(frozen=True)
@@ -106,8 +112,14 @@ class JobSpec:
 
     @property
     def fingerprint(self) -> str:
-        """A hash of what decides when the job fires; a changed fingerprint reschedules the job."""
-        text = json.dumps([self.func, self.schedule, self.grace_seconds], sort_keys=True)
+        """A hash of what decides when the job fires; a changed fingerprint reschedules the job.
+
+        The function enters the hash by the name its jobs were first stored
+        under (:data:`FIRST_STORED_AS`), so moving a job function to another
+        module does not reschedule the jobs already in the store.
+        """
+        func = FIRST_STORED_AS.get(self.func, self.func)
+        text = json.dumps([func, self.schedule, self.grace_seconds], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property
