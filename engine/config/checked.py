@@ -64,20 +64,6 @@ class Config:
         return hashlib.sha256(self.settings.text.encode()).hexdigest()[:12]
 
 
-def _rule_error(settings: Settings, toml_path: str, exc: RuleError) -> ConfigValueError:
-    """Place a rule error at its line in config.toml, with the rule and a caret under the column."""
-    line = settings.line_of(toml_path)
-    if line is not None and exc.line is not None:
-        key_line = settings.text.splitlines()[line - 1]
-        opens_block = key_line.rstrip().endswith(('"""', "'''"))
-        line += exc.line - 1 + (1 if opens_block else 0)
-    reason = exc.message + (f" (did you mean {exc.suggestion}?)" if exc.suggestion else "")
-    if exc.text is not None and exc.line is not None:
-        rule_line = exc.text.splitlines()[exc.line - 1] if exc.text.splitlines() else exc.text
-        reason += f"\n    {rule_line}\n    {' ' * ((exc.column or 1) - 1)}^"
-    return ConfigValueError(str(settings.path), toml_path, reason, line=line)
-
-
 def _compile(
     settings: Settings,
     toml_path: str,
@@ -95,7 +81,7 @@ def _compile(
             if isinstance(exc, UnknownFieldError) and prefix in exc.message:
                 exc = UnknownFieldError(reason, line=exc.line, column=exc.column, text=exc.text)
                 break
-        errors.append(_rule_error(settings, toml_path, exc))
+        errors.append(settings.rule_error(toml_path, exc))
         return None
 
 

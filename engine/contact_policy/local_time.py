@@ -21,7 +21,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, case, func, literal, select
 
-from engine.campaigns.definition import Campaign
 from engine.clock import local_instant
 from engine.contact_policy.caps import Cap
 from engine.contact_policy.quiet_hours import DailyWindow
@@ -56,18 +55,21 @@ def zone_times(
     zone: zoneinfo.ZoneInfo,
     base: dt.datetime,
     channel: str,
-    campaign: Campaign,
+    send_at_local: dt.time | None,
     quiet: DailyWindow | None,
     cap: Cap | None,
 ) -> ZoneTimes:
-    """When a contact fired at ``base`` may happen in ``zone``, and its cap window."""
+    """When a contact fired at ``base`` may happen in ``zone``, and its cap window.
+
+    ``send_at_local`` is the campaign's local sending time (email and SMS), None to send when fired.
+    """
     send_at = base
     if channel in TIMED_CHANNELS:
-        if campaign.send_at_local is not None:
+        if send_at_local is not None:
             day = base.astimezone(zone).date()
-            send_at = local_instant(day, campaign.send_at_local, zone)
+            send_at = local_instant(day, send_at_local, zone)
             if send_at < base:
-                send_at = local_instant(day + dt.timedelta(days=1), campaign.send_at_local, zone)
+                send_at = local_instant(day + dt.timedelta(days=1), send_at_local, zone)
         if quiet is not None:
             send_at = quiet.next_outside(send_at, zone)
     if cap is None:

@@ -178,7 +178,7 @@ def step_times(
     policy = config.settings.contact_policy
     cap = policy.cap(channel)
     return {
-        name: zone_times(zoneinfo.ZoneInfo(name), base, channel, campaign, policy.quiet, cap)
+        name: zone_times(zoneinfo.ZoneInfo(name), base, channel, campaign.send_at_local, policy.quiet, cap)
         for name in [default, *customer_zones(connection, default)]
     }
 

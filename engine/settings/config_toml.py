@@ -36,7 +36,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from engine.errors import ConfigErrors, ConfigFileError, ConfigValueError
+from engine.errors import ConfigErrors, ConfigFileError, ConfigValueError, RuleError
 from engine.settings.channels import ChannelsSection, ContactPolicySection
 from engine.settings.durations import parse_duration
 from engine.settings.evaluation import ApiSection, BouncesSection, EvaluationSection, ResponsesSection
@@ -292,6 +292,19 @@ class Settings(BaseSettings):
     def error(self, toml_path: str, reason: str) -> ConfigValueError:
         """A :class:`ConfigValueError` located at ``toml_path`` of this file."""
         return ConfigValueError(str(self.path), toml_path, reason, line=self.line_of(toml_path))
+
+    def rule_error(self, toml_path: str, exc: RuleError) -> ConfigValueError:
+        """A rule's error placed at its line in this file, with the rule and a caret under the column."""
+        line = self.line_of(toml_path)
+        if line is not None and exc.line is not None:
+            key_line = self.text.splitlines()[line - 1]
+            opens_block = key_line.rstrip().endswith(('"""', "'''"))
+            line += exc.line - 1 + (1 if opens_block else 0)
+        reason = exc.message + (f" (did you mean {exc.suggestion}?)" if exc.suggestion else "")
+        if exc.text is not None and exc.line is not None:
+            rule_line = exc.text.splitlines()[exc.line - 1] if exc.text.splitlines() else exc.text
+            reason += f"\n    {rule_line}\n    {' ' * ((exc.column or 1) - 1)}^"
+        return ConfigValueError(str(self.path), toml_path, reason, line=line)
 
 
 class EnvOverrides(BaseSettings):

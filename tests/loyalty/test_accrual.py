@@ -18,9 +18,9 @@ from engine.customers.importing import import_purchases
 from engine.loyalty.batch.accrual import accrual_request, accrue_purchases
 from engine.loyalty.batch.accrual_sql import LocalDays, day_number, offset_changes
 from engine.loyalty.ledger.audit import audit
+from engine.loyalty.ledger.earning import earned_so_far
 from engine.loyalty.ledger.posting import request_hash
 from engine.loyalty.programme.definition import Programme
-from engine.loyalty.programme.earn_rules import earned_so_far
 from engine.models import CustomerMetrics, CustomerScore, Purchase
 from engine.models.segment import Segment, SegmentMembership
 from engine.models.tables import ACCOUNT, ENTRY, LOT, OPERATION

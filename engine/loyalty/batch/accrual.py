@@ -22,7 +22,7 @@ of a handful of statements, whatever its size:
    ``per_day`` and ``per_customer`` with window functions:
    ``capped_i = min(L, S_i) - min(L, S_(i-1))`` where ``S`` is the running
    sum in purchase order (``ordered_at``, id) plus what the account earned
-   before (as :func:`~engine.loyalty.programme.earn_rules.earned_so_far` counts it,
+   before (as :func:`~engine.loyalty.ledger.earning.earned_so_far` counts it,
    one pass over the accounts' lots). Local days are computed from the
    zone's UTC offsets, listed in Python (exact across DST, the same on
    SQLite, which has no time zones);

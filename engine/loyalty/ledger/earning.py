@@ -13,6 +13,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import Connection, Engine, insert, select
 
 from engine.clock import utcnow
@@ -22,14 +23,34 @@ from engine.errors import (
 from engine.loyalty.ledger.core import Context, Receipt, effective_tier, run_command
 from engine.loyalty.ledger.posting import account_row, canonical
 from engine.loyalty.programme.definition import Programme
-from engine.loyalty.programme.earn_rules import earned_so_far
+from engine.loyalty.programme.earn_rules import EARNING_SOURCES
 from engine.models.loyalty import (
     AVAILABLE,
     EARN,
     EXPIRE,
     PENDING,
 )
-from engine.models.tables import OPERATION, PURCHASE
+from engine.models.tables import LOT, OPERATION, PURCHASE
+
+
+def earned_so_far(
+    connection: Connection, programme: Programme, account_id: int, day: dt.date
+) -> tuple[int, int]:
+    """(points earned on the programme's local ``day``, points earned in total) by ``account_id``.
+
+    Counted as the set-based accrual counts them: the ``earn`` entries of lots
+    from purchases and events, that is the points of those lots (each is
+    filled by exactly one earn entry of its points); the day is the local day
+    (``programme.zone``) of the lot's ``earned_at``.
+    """
+    start, end = programme.day_start(day), programme.day_start(day + dt.timedelta(days=1))
+    in_day = sa.and_(LOT.c.earned_at >= start, LOT.c.earned_at < end)
+    query = select(
+        sa.func.coalesce(sa.func.sum(sa.case((in_day, LOT.c.points), else_=0)), 0),
+        sa.func.coalesce(sa.func.sum(LOT.c.points), 0),
+    ).where(LOT.c.account_id == account_id, LOT.c.source.in_(EARNING_SOURCES))
+    today, total = connection.execute(query).one()
+    return int(today), int(total)
 
 
 def _new_lot_and_earn(

@@ -57,23 +57,19 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Connection, FromClause, Integer, Numeric, String, select
 
-from engine.errors import ConfigError, ConfigValueError, NotFoundError, RuleError, UnknownFieldError
-from engine.models.tables import ACCOUNT, LOT, MEMBERSHIP, PURCHASE
+from engine.errors import ConfigError, NotFoundError, RuleError, UnknownFieldError
+from engine.models.tables import ACCOUNT, MEMBERSHIP, PURCHASE
 from engine.rules import Catalogue, DictRecord, Expression, Rule, RuleType, compile_expression, compile_rule
 from engine.rules.evaluate import normalize
 from engine.rules.fields import PURCHASE_FIELDS, CustomerFields, CustomerScope, customer_record
 from engine.settings.config_toml import Settings
 from engine.settings.loyalty import ProgrammeSection
 from engine.sql.dialect import dialect_function
-
-if TYPE_CHECKING:  # programme.py imports this module
-    from engine.loyalty.programme.definition import Programme
-
 
 PURCHASE_EVENT = "purchase"
 CUSTOMER_PREFIX = "customer."
@@ -484,7 +480,7 @@ def compile_earn_rules(
             when = compile_rule(earn.when, catalogue)
         except RuleError as exc:
             errors.append(
-                _rule_error(settings, f"{base}.when", _event_error(exc, earn.on, purchase_catalogue))
+                settings.rule_error(f"{base}.when", _event_error(exc, earn.on, purchase_catalogue))
             )
             continue
         points: Expression | Decimal | None = None
@@ -493,7 +489,7 @@ def compile_earn_rules(
                 points = compile_expression(earn.points, catalogue, RuleType.NUMBER)
             except RuleError as exc:
                 errors.append(
-                    _rule_error(settings, f"{base}.points", _event_error(exc, earn.on, purchase_catalogue))
+                    settings.rule_error(f"{base}.points", _event_error(exc, earn.on, purchase_catalogue))
                 )
                 continue
         elif earn.points is not None:
@@ -515,33 +511,6 @@ def _event_error(exc: RuleError, event: str, purchase_catalogue: Catalogue) -> R
         " and sees only customer.*, tier and in_segment()"
     )
     return UnknownFieldError(message, line=exc.line, column=exc.column, text=exc.text)
-
-
-def _rule_error(settings: Settings, toml_path: str, exc: RuleError) -> ConfigValueError:
-    # the same placing as the other rules of config.toml (line of the key, caret under the column)
-    from engine.config.checked import _rule_error as place
-
-    return place(settings, toml_path, exc)
-
-
-def earned_so_far(
-    connection: Connection, programme: Programme, account_id: int, day: dt.date
-) -> tuple[int, int]:
-    """(points earned on the programme's local ``day``, points earned in total) by ``account_id``.
-
-    Counted as the set-based accrual counts them: the ``earn`` entries of lots
-    from purchases and events, that is the points of those lots (each is
-    filled by exactly one earn entry of its points); the day is the local day
-    (``programme.zone``) of the lot's ``earned_at``.
-    """
-    start, end = programme.day_start(day), programme.day_start(day + dt.timedelta(days=1))
-    in_day = sa.and_(LOT.c.earned_at >= start, LOT.c.earned_at < end)
-    query = select(
-        sa.func.coalesce(sa.func.sum(sa.case((in_day, LOT.c.points), else_=0)), 0),
-        sa.func.coalesce(sa.func.sum(LOT.c.points), 0),
-    ).where(LOT.c.account_id == account_id, LOT.c.source.in_(EARNING_SOURCES))
-    today, total = connection.execute(query).one()
-    return int(today), int(total)
 
 
 def floor_points(value: Decimal) -> int:
