@@ -7,6 +7,7 @@ from rich.table import Table
 
 from engine.cli.app import console, print_json, state
 from engine.segments.membership import list_segments, segment_members, segment_sql
+from engine.sql.dialect import dialect_of
 
 group = typer.Typer(
     help="Segments defined in config.toml: counts, members and compiled SQL.\n\n"
@@ -59,7 +60,7 @@ def show(
     """
     config = state.config()
     if sql:
-        chosen = dialect or ("postgresql" if config.database_url.startswith("postgres") else "sqlite")
+        chosen = dialect or dialect_of(state.engine(config, require=False))
         typer.echo(segment_sql(config, name, chosen))
         return
     count, members = segment_members(state.engine(config), config, name, limit=limit)

@@ -18,6 +18,8 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session
 
 from engine.errors import DatabaseError
+from engine.sql.functions import install_sqlite_functions
+from engine.sql.statements import begin_write, relax_durability
 
 
 def normalise_url(url: str) -> str:
@@ -36,6 +38,7 @@ def normalise_url(url: str) -> str:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    install_sqlite_functions(dbapi_connection)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -95,25 +98,14 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
 
 
-def is_postgresql(engine: Engine) -> bool:
-    """True when ``engine`` talks to PostgreSQL."""
-    return engine.dialect.name == "postgresql"
-
-
 @contextmanager
 def write_transaction(engine: Engine, *, durable: bool = True) -> Iterator[Connection]:
-    """A transaction that commits on success and rolls back on any error, holding the write lock."""
-    with engine.connect() as connection:
-        if is_postgresql(engine):
-            with connection.begin():
-                if not durable:
-                    connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
-                yield connection
-            return
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.rollback()
-            raise
-        connection.commit()
+    """A transaction that commits on success and rolls back on any error, holding the write lock.
+
+    See :func:`engine.sql.statements.begin_write`; ``durable=False`` lets the
+    commit return before the disk has it (:func:`engine.sql.statements.relax_durability`).
+    """
+    with engine.connect() as connection, begin_write(connection):
+        if not durable:
+            relax_durability(connection, transaction_only=True)
+        yield connection

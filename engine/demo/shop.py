@@ -707,7 +707,6 @@ def _require_empty(connection: Connection) -> None:
             )
 
 
-
 def _money(cents: int) -> Decimal:
     return Decimal(cents).scaleb(-2)
 

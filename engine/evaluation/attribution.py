@@ -63,19 +63,12 @@ from engine.config.checked import Config
 from engine.models import outbox as states
 from engine.models import response as kinds
 from engine.models.tables import CONVERSION, OUTBOX, PURCHASE, RUN
-from engine.sql.dialect import dialect_function
+from engine.sql.functions import PlusDays
+from engine.sql.statements import lock_table
 from engine.sql.types import UtcDateTime
 
 #: the goal window of runs whose campaign file no longer exists
 DEFAULT_WINDOW_DAYS = 30
-
-PlusDays = dialect_function(
-    "evaluation_plus_days",
-    UtcDateTime(),
-    "({0} + {1} * INTERVAL '24 hours')",
-    "(strftime('%Y-%m-%d %H:%M:%S', {0}, '+' || {1} || ' days') || substr({0}, 20))",
-    "A stored time plus whole days of 24 hours, stored alike (SQLite: text with microseconds).",
-)
 
 
 @dataclass(frozen=True)
@@ -272,9 +265,7 @@ def attribute(engine: Engine, config: Config, *, now: dt.datetime | None = None)
         "contact_at", "ordered_at", "revenue", "margin", "model", "attributed_at",
     ]  # fmt: skip
     with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            # one rebuild at a time (readers are not blocked); SQLite's write lock does the same
-            connection.exec_driver_sql("LOCK TABLE conversion IN SHARE ROW EXCLUSIVE MODE")
+        lock_table(connection, CONVERSION)  # one rebuild at a time; readers are not blocked
         connection.execute(delete(CONVERSION))
         connection.execute(insert(CONVERSION).from_select(columns, attributed(windows, model, now)))
         rows = connection.execute(

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
-    Connection,
     Engine,
     Float,
     Integer,
@@ -50,40 +49,15 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import FunctionElement
 
 from engine.clock import utcnow
 from engine.models.tables import CUSTOMER, METRIC_VALUE, METRICS, PURCHASE
 from engine.rules.fields import PurchaseScope
+from engine.sql.functions import ElapsedDays
+from engine.sql.statements import analyze
 
 if TYPE_CHECKING:
     from engine.config.checked import Config
-
-
-class elapsed_days(FunctionElement[int]):
-    """Whole days elapsed from a timestamp column to a later aware instant."""
-
-    type = Integer()
-    inherit_cache = True
-
-
-@compiles(elapsed_days)
-def _elapsed_days_postgresql(element: elapsed_days, compiler: Any, **kw: Any) -> str:
-    start, end = list(element.clauses)
-    return (
-        f"CAST(floor(extract(epoch FROM ({compiler.process(end, **kw)} - "
-        f"{compiler.process(start, **kw)})) / 86400) AS INTEGER)"
-    )
-
-
-@compiles(elapsed_days, "sqlite")
-def _elapsed_days_sqlite(element: elapsed_days, compiler: Any, **kw: Any) -> str:
-    start, end = list(element.clauses)
-    return (
-        f"CAST(julianday({compiler.process(end, **kw)}) - julianday({compiler.process(start, **kw)}) "
-        "AS INTEGER)"
-    )
 
 
 @dataclass(frozen=True)
@@ -95,12 +69,6 @@ class MetricsRefresh:
     buyers: int
     custom: dict[str, int]
     seconds: float
-
-
-def analyse(connection: Connection, *tables: str) -> None:
-    """Refresh PostgreSQL's statistics of ``tables`` just rewritten, so the next queries plan well."""
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(f"ANALYZE {', '.join(tables)}")
 
 
 def business_today(config: Config, now: dt.datetime | None = None) -> dt.date:
@@ -166,7 +134,7 @@ def built_in_metrics_select(config: Config, as_of: dt.date, refreshed_at: dt.dat
         per_customer.c.last_order_at,
         case(
             (per_customer.c.last_order_at.is_(None), None),
-            else_=elapsed_days(per_customer.c.last_order_at, literal(end, METRICS.c.refreshed_at.type)),
+            else_=ElapsedDays(per_customer.c.last_order_at, literal(end, METRICS.c.refreshed_at.type)),
         ),
         case((orders > 0, func.round(per_customer.c.total_spent / orders, 2)), else_=None),
         func.coalesce(per_customer.c.orders_in_window, 0),
@@ -288,7 +256,7 @@ def refresh_metrics(
             custom_counts[name] = connection.execute(
                 select(func.count()).select_from(METRIC_VALUE).where(METRIC_VALUE.c.name == name)
             ).scalar_one()
-        analyse(connection, METRICS.name, METRIC_VALUE.name)
+        analyze(connection, METRICS.name, METRIC_VALUE.name)
         customers = connection.execute(select(func.count()).select_from(METRICS)).scalar_one()
         buyers = connection.execute(
             select(func.count()).select_from(METRICS).where(METRICS.c.orders_count > 0)

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, case, delete, func, insert, literal, select
 
-from engine.metrics.customer_metrics import analyse, business_today
+from engine.metrics.customer_metrics import business_today
 from engine.models.tables import CUSTOMER, SCORE
 from engine.rules.fields import CustomerScope
+from engine.sql.statements import analyze
 
 if TYPE_CHECKING:
     from engine.config.checked import Config
@@ -67,7 +68,7 @@ def refresh_scores(
                 select(func.count(), func.avg(SCORE.c.points)).where(SCORE.c.name == name)
             ).one()
             results.append(ScoreRefresh(name, scored, float(average) if average is not None else None))
-        analyse(connection, SCORE.name)
+        analyze(connection, SCORE.name)
         stale = select(SCORE.c.name).where(SCORE.c.name.not_in(list(config.scores))).distinct()
         for (name,) in connection.execute(stale).all():
             connection.execute(delete(SCORE).where(SCORE.c.name == name))

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Engine, func, select, update
 
-from engine.db.engines import is_postgresql
 from engine.models.outbox import QUEUED, SENDING
 from engine.models.tables import OUTBOX, RUN
 from engine.outbox.store import write_transaction
@@ -92,9 +91,8 @@ def claim(
         .where(*_due([channel], now, run_id))
         .order_by(OUTBOX.c.scheduled_at, OUTBOX.c.id)
         .limit(limit)
+        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has one writer at a time and no such clause
     )
-    if is_postgresql(engine):
-        due = due.with_for_update(skip_locked=True)
     statement = (
         update(OUTBOX)
         .where(OUTBOX.c.id.in_(due.scalar_subquery()))

@@ -25,10 +25,10 @@ from collections.abc import Callable, Iterable, Mapping
 from sqlalchemy import Connection, Engine, bindparam, update
 
 from engine.clock import utcnow
-from engine.db.engines import is_postgresql
 from engine.errors import DatabaseError
 from engine.models.outbox import COMMITTING, SENDING
 from engine.models.tables import OUTBOX
+from engine.sql.statements import begin_write, relax_durability, restore_durability
 
 
 class OutboxJournal:
@@ -113,9 +113,8 @@ class OutboxJournal:
         """The journal's own connection, kept for the whole drain: nothing to hand back after a commit."""
         if self._open is None or self._open.invalidated or self._open.closed:
             self._open = self.engine.connect()
-            if is_postgresql(self.engine):
-                self._open.exec_driver_sql("SET synchronous_commit = off")
-                self._open.commit()
+            relax_durability(self._open)
+            self._open.commit()
         return self._open
 
     def _write(self, ids: set[int]) -> set[int]:
@@ -123,14 +122,12 @@ class OutboxJournal:
             return set()
         connection = self._connection()
         try:
-            if not is_postgresql(self.engine):
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-            marked = set(
-                connection.execute(
-                    self._mark, {"ids": list(ids), "worker": self.worker_id, "now": self.clock()}
-                ).scalars()
-            )
-            connection.commit()
+            with begin_write(connection):
+                marked = set(
+                    connection.execute(
+                        self._mark, {"ids": list(ids), "worker": self.worker_id, "now": self.clock()}
+                    ).scalars()
+                )
         except BaseException:
             self.close()
             raise
@@ -143,8 +140,8 @@ class OutboxJournal:
             return
         try:
             connection.rollback()
-            if is_postgresql(self.engine) and not connection.invalidated:
-                connection.exec_driver_sql("RESET synchronous_commit")
+            if not connection.invalidated:
+                restore_durability(connection)
                 connection.commit()
         finally:
             connection.close()

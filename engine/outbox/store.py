@@ -15,4 +15,3 @@ from engine.db.engines import write_transaction
 from engine.models.tables import OUTBOX, RUN, WORKER
 
 __all__ = ["OUTBOX", "RUN", "WORKER", "write_transaction"]
-

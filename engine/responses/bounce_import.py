@@ -33,8 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from engine.clock import utcnow
 from engine.errors import ImportFileError
@@ -44,6 +42,7 @@ from engine.models.tables import OUTBOX, RESPONSE, RUN
 from engine.responses.bounce_thresholds import suppress_bounced
 from engine.responses.bounces import HARD, DeliveryReport, NotADeliveryReport, parse_report
 from engine.settings.evaluation import BouncesSection
+from engine.sql.statements import insert_ignoring
 
 SOURCE = "dsn"
 CHUNK = 500
@@ -205,11 +204,8 @@ def _process(
             )  # fmt: skip
     inserted: list[tuple[int, str]] = []
     if values:
-        make = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-        statement = (
-            make(RESPONSE)
-            .on_conflict_do_nothing(index_elements=["source", "key"])
-            .returning(RESPONSE.c.id, RESPONSE.c.code)
+        statement = insert_ignoring(connection, RESPONSE, index_elements=["source", "key"]).returning(
+            RESPONSE.c.id, RESPONSE.c.code
         )
         inserted = [(int(id_), str(code)) for id_, code in connection.execute(statement, values)]
     summary.hard += sum(1 for _, code in inserted if code == HARD)

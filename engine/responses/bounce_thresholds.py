@@ -20,14 +20,13 @@ from collections import defaultdict
 from collections.abc import Collection
 
 from sqlalchemy import Connection, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from engine.models.outbox import BOUNCED
 from engine.models.response import BOUNCE
 from engine.models.tables import CUSTOMER, OUTBOX, RESPONSE, SUPPRESSION
 from engine.responses.bounces import HARD, SOFT
 from engine.settings.evaluation import BouncesSection
+from engine.sql.statements import insert_ignoring
 
 CHUNK = 1000
 
@@ -68,8 +67,7 @@ def suppress_bounced(
         }
         for address, (reason, detail) in sorted(wanted.items())
     ]
-    make = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    statement = make(SUPPRESSION).on_conflict_do_nothing().returning(SUPPRESSION.c.id)
+    statement = insert_ignoring(connection, SUPPRESSION).returning(SUPPRESSION.c.id)
     return len(connection.execute(statement, rows).all())
 
 

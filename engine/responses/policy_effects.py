@@ -33,10 +33,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from engine.models.tables import CUSTOMER, OUTBOX, RESPONSE, SUPPRESSION
+from engine.sql.statements import insert_ignoring, rowcount
 from engine.sql.types import UtcDateTime
 
 WRONG_NUMBER = "wrong_number"
@@ -145,7 +144,4 @@ def _suppress(
         )
         .group_by(address)
     )
-    make = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    statement = make(SUPPRESSION).from_select(_COLUMNS, query).on_conflict_do_nothing()
-    # psycopg reports the rows of an INSERT ... SELECT only when asked to keep the count
-    return int(connection.execute(statement.execution_options(preserve_rowcount=True)).rowcount)
+    return rowcount(connection, insert_ignoring(connection, SUPPRESSION).from_select(_COLUMNS, query))

@@ -6,11 +6,10 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import Connection, insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from engine.clock import utcnow
 from engine.models.tables import RESPONSE
+from engine.sql.statements import insert_ignoring
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,5 @@ def record_response(connection: Connection, response: NewResponse) -> bool:
     if response.key is None:
         connection.execute(insert(RESPONSE).values(**values))
         return True
-    dialect = connection.dialect.name
-    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(RESPONSE).values(**values)
-    inserted = statement.on_conflict_do_nothing(index_elements=["source", "key"]).returning(RESPONSE.c.id)
-    return connection.execute(inserted).first() is not None
+    statement = insert_ignoring(connection, RESPONSE, index_elements=["source", "key"]).values(**values)
+    return connection.execute(statement.returning(RESPONSE.c.id)).first() is not None

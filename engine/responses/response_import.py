@@ -38,8 +38,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from engine.customers.importing.normalise import phone_region
 from engine.customers.importing.options import ImportOptions
@@ -68,6 +66,7 @@ from engine.responses.response_rows import (
     ResponseRowReader,
 )
 from engine.settings.evaluation import ResponsesSection
+from engine.sql.statements import insert_ignoring
 
 
 def import_responses(
@@ -276,11 +275,8 @@ class _ResponseImport:
                 )  # fmt: skip
         inserted: dict[int, str] = {}
         if values:
-            make = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-            statement = (
-                make(RESPONSE)
-                .on_conflict_do_nothing(index_elements=["source", "key"])
-                .returning(RESPONSE.c.id, RESPONSE.c.key)
+            statement = insert_ignoring(connection, RESPONSE, index_elements=["source", "key"]).returning(
+                RESPONSE.c.id, RESPONSE.c.key
             )
             inserted = {int(row[0]): str(row[1]) for row in connection.execute(statement, values)}
         fresh = {owner[key].source.line for key in inserted.values()}

@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from engine.clock import utcnow
 from engine.contact_policy.suppression import normalise_address
@@ -35,6 +33,7 @@ from engine.models.outbox import CONTACTED_STATES
 from engine.models.response import UNSUBSCRIBE
 from engine.models.tables import CUSTOMER, OUTBOX, RESPONSE, RUN, SUPPRESSION
 from engine.responses.recording import NewResponse, record_response
+from engine.sql.statements import insert_ignoring
 
 EMAIL_ONLY = "email"
 ALL_MARKETING = "all"
@@ -109,13 +108,6 @@ def contacts(connection: Connection, customer_id: int, *, lock: bool = False) ->
     )
 
 
-def _insert_ignoring_duplicates(connection: Connection, table: Any, index: list[str], **values: Any) -> bool:
-    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(table).values(**values).on_conflict_do_nothing(index_elements=index)
-    # RETURNING tells whether a row went in (psycopg's rowcount is -1 for an INSERT with RETURNING)
-    return connection.execute(statement.returning(table.c.id)).first() is not None
-
-
 def _suppress(
     connection: Connection, found: Contacts, channel: str, campaign: str, now: dt.datetime, region: str
 ) -> bool:
@@ -126,10 +118,7 @@ def _suppress(
         normalised = normalise_address(channel, address, region)
     except ConfigError:  # a malformed address cannot be suppressed; its consent is withdrawn anyway
         return False
-    return _insert_ignoring_duplicates(
-        connection,
-        SUPPRESSION,
-        ["channel", "address"],
+    statement = insert_ignoring(connection, SUPPRESSION, index_elements=["channel", "address"]).values(
         channel=channel,
         address=normalised,
         customer_id=found.customer_id,
@@ -138,6 +127,8 @@ def _suppress(
         source="unsubscribe",
         created_at=now,
     )
+    # RETURNING tells whether a row went in (psycopg's rowcount is -1 for an INSERT with RETURNING)
+    return connection.execute(statement.returning(SUPPRESSION.c.id)).first() is not None
 
 
 def _latest_email(connection: Connection, customer_id: int, campaign: str) -> int | None:

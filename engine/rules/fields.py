@@ -26,24 +26,21 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     Connection,
-    Date,
     FromClause,
     Integer,
     Numeric,
     Select,
     and_,
-    cast,
     exists,
     func,
     literal,
     select,
     type_coerce,
 )
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import FunctionElement
 
 from engine.models.tables import CUSTOMER, MEMBERSHIP, METRIC_VALUE, METRICS, PURCHASE, SCORE
 from engine.rules import Catalogue, DictRecord, RuleType
+from engine.sql.functions import JsonDate
 
 #: customer columns usable in rules, by rule name -> (column name, type)
 CUSTOMER_FIELDS: dict[str, tuple[str, RuleType]] = {
@@ -115,23 +112,6 @@ ATTRIBUTE_TYPES: dict[str, RuleType] = {
 }
 
 
-class _json_date(FunctionElement[dt.date]):
-    """A ``YYYY-MM-DD`` string inside a JSON document, read as a date."""
-
-    type = Date()
-    inherit_cache = True
-
-
-@compiles(_json_date)
-def _json_date_default(element: _json_date, compiler: Any, **kw: Any) -> str:
-    return str(compiler.process(cast(next(iter(element.clauses)), Date), **kw))
-
-
-@compiles(_json_date, "sqlite")
-def _json_date_sqlite(element: _json_date, compiler: Any, **kw: Any) -> str:
-    return f"date({compiler.process(element.clauses, **kw)})"
-
-
 def attribute_expression(name: str, kind: str) -> ColumnElement[Any]:
     """The SQL reading custom attribute ``name`` of type ``kind`` from ``customer.attributes``."""
     item = CUSTOMER.c.attributes[name]
@@ -142,7 +122,7 @@ def attribute_expression(name: str, kind: str) -> ColumnElement[Any]:
     if kind == "bool":
         return item.as_boolean()
     if kind == "date":
-        return _json_date(item.as_string())
+        return JsonDate(item.as_string())
     return item.as_string()
 
 

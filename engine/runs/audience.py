@@ -17,21 +17,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, and_, cast, func, literal, select
+from sqlalchemy import ColumnElement, Date, and_, literal, select
 from sqlalchemy.sql import Select
 
 from engine.campaigns.definition import Campaign
 from engine.models.tables import CUSTOMER, EVENT, MEMBERSHIP, METRICS
+from engine.sql.functions import MonthDay, UtcDate
 
 
-def _month_day(column: ColumnElement[Any], dialect: str) -> ColumnElement[str]:
-    """``MM-DD`` of a date or timestamp column, in the database's own terms."""
-    if dialect == "postgresql":
-        return func.to_char(column, "MM-DD")
-    return func.strftime("%m-%d", column)
-
-
-def _anniversary_condition(campaign: Campaign, day: dt.date, dialect: str) -> ColumnElement[bool]:
+def _anniversary_condition(campaign: Campaign, day: dt.date) -> ColumnElement[bool]:
     assert campaign.anniversary is not None
     field = campaign.anniversary.field
     # the anniversary falls offset_days before the contact: "birthday in 3 days" is offset -3
@@ -41,14 +35,9 @@ def _anniversary_condition(campaign: Campaign, day: dt.date, dialect: str) -> Co
     leap_day_elsewhere = target.month == 2 and target.day == 28
     if leap_day_elsewhere and not _is_leap(target.year):
         days.append("02-29")
-    if field == "birth_date":
-        as_date: ColumnElement[Any] = column
-    elif dialect == "postgresql":
-        as_date = cast(func.timezone("UTC", column), Date)
-    else:
-        as_date = func.date(column)
+    as_date: ColumnElement[Any] = column if field == "birth_date" else UtcDate(column)
     # at least one year old: signing up today is not an anniversary
-    return and_(_month_day(as_date, dialect).in_(days), as_date < literal(target, Date))
+    return and_(MonthDay(as_date).in_(days), as_date < literal(target, Date))
 
 
 def _is_leap(year: int) -> bool:
@@ -58,7 +47,6 @@ def _is_leap(year: int) -> bool:
 def audience_select(
     campaign: Campaign,
     *,
-    dialect: str,
     scheduled_for: dt.datetime,
     window_start: dt.datetime | None,
     business_day: dt.date,
@@ -83,7 +71,7 @@ def audience_select(
             .distinct()
         )
     # anniversary
-    condition = _anniversary_condition(campaign, business_day, dialect)
+    condition = _anniversary_condition(campaign, business_day)
     source = CUSTOMER.join(MEMBERSHIP, and_(MEMBERSHIP.c.customer_id == CUSTOMER.c.id, member))
     if campaign.anniversary is not None and campaign.anniversary.field == "first_order_at":
         source = source.join(METRICS, METRICS.c.customer_id == CUSTOMER.c.id)

@@ -217,7 +217,6 @@ def start_run_in(
         return run_id
     source = audience_select(
         definition,
-        dialect=connection.dialect.name,
         scheduled_for=scheduled_for,
         window_start=window_start,
         business_day=day,

@@ -1,14 +1,10 @@
 """One scheduler at a time: a lock held for the life of the ``crm scheduler`` process.
 
-* PostgreSQL: a session advisory lock (``pg_advisory_lock``) taken on a
-  connection of its own. A second scheduler, on any host, queues on the same
-  lock as a hot standby; when the first process dies its connection closes,
-  PostgreSQL releases the lock and the standby gets it at once. The lock
-  connection sets TCP keepalives on both ends, so a holder whose host
-  vanishes is noticed within a minute rather than hours.
-* SQLite (one host by nature): an exclusive ``flock`` on a file beside the
-  database (``crm.db.scheduler-lock``); the kernel releases it when the
-  process dies, however it dies.
+The lock is :func:`engine.sql.locks.process_lock`: on PostgreSQL a session
+advisory lock, so a second scheduler, on any host, queues on it as a hot
+standby and gets it at once when the first process dies; on SQLite (one host
+by nature) an exclusive ``flock`` on ``crm.db.scheduler-lock`` beside the
+database, which the kernel releases however the process dies.
 
 Either way the holder writes who it is (host and pid) where a waiting
 scheduler can read it, and checks every few seconds that it still holds the
@@ -17,21 +13,13 @@ lock; a scheduler that lost it stops rather than fire beside another.
 
 from __future__ import annotations
 
-import datetime as dt
-import fcntl
 import os
 import socket
-import time
-from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Engine
 
-from engine.db.engines import is_postgresql, make_engine
-from engine.errors import DatabaseError
+from engine.sql.locks import process_lock
 
 #: the advisory lock's two keys: "crm\0" and 1 for the scheduler
 LOCK_KEYS = (0x63726D00, 1)
@@ -62,198 +50,6 @@ class SchedulerLock(Protocol):
         ...
 
 
-class AdvisoryLock:
-    """PostgreSQL: ``pg_advisory_lock`` on a dedicated connection."""
-
-    def __init__(self, url: str, who: str) -> None:
-        self.who = who
-        self._engine: Engine = make_engine(
-            url,
-            poolclass=NullPool,
-            connect_args={
-                "application_name": f"crm scheduler {who}"[:63],
-                "keepalives": 1,
-                "keepalives_idle": 10,
-                "keepalives_interval": 5,
-                "keepalives_count": 3,
-            },
-        )
-        self._connection: Connection | None = None
-        self._held = False
-
-    def _connect(self) -> Connection:
-        if self._connection is None:
-            connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            # the server side too: a holder whose host vanished is dropped within ~25 s
-            for setting in (
-                "tcp_keepalives_idle = 10",
-                "tcp_keepalives_interval = 5",
-                "tcp_keepalives_count = 3",
-            ):
-                connection.exec_driver_sql(f"SET {setting}")
-            self._connection = connection
-        return self._connection
-
-    def acquire(self, timeout: float) -> bool:
-        try:
-            return self._acquire(timeout)
-        except DBAPIError as exc:
-            raise DatabaseError(f"cannot take the scheduler lock: {str(exc.orig).strip()}") from exc
-
-    def _acquire(self, timeout: float) -> bool:
-        connection = self._connect()
-        keys = {"a": LOCK_KEYS[0], "b": LOCK_KEYS[1]}
-        if timeout <= 0:
-            self._held = bool(connection.execute(text("SELECT pg_try_advisory_lock(:a, :b)"), keys).scalar())
-            return self._held
-        connection.exec_driver_sql(f"SET lock_timeout = '{max(1, int(timeout * 1000))}ms'")
-        try:
-            connection.execute(text("SELECT pg_advisory_lock(:a, :b)"), keys)
-        except OperationalError as exc:
-            if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available: still held by another
-                raise
-            connection.rollback()
-            return False
-        finally:
-            if not connection.invalidated:
-                connection.exec_driver_sql("SET lock_timeout = 0")
-        self._held = True
-        return True
-
-    def holder(self) -> str | None:
-        try:
-            return self._holder()
-        except DBAPIError as exc:
-            raise DatabaseError(f"cannot see who holds the scheduler lock: {str(exc.orig).strip()}") from exc
-
-    def _holder(self) -> str | None:
-        row = (
-            self._connect()
-            .execute(
-                text(
-                    "SELECT a.application_name, a.client_addr, a.backend_start FROM pg_locks l"
-                    " JOIN pg_stat_activity a ON a.pid = l.pid"
-                    " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :a AND l.objid = :b"
-                    " AND l.objsubid = 2"
-                    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                ),
-                {"a": LOCK_KEYS[0], "b": LOCK_KEYS[1]},
-            )
-            .first()
-        )
-        if row is None:
-            return None
-        name = (row.application_name or "").removeprefix("crm scheduler ") or "a session"
-        where = f" from {row.client_addr}" if row.client_addr else ""
-        since = (
-            f", since {row.backend_start.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
-            if row.backend_start
-            else ""
-        )
-        return f"{name}{where}{since}"
-
-    def check(self) -> None:
-        if not self._held or self._connection is None:
-            raise DatabaseError("the scheduler lock is not held")
-        try:
-            held = self._connection.execute(
-                text(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                    " AND pid = pg_backend_pid() AND classid = :a AND objid = :b AND objsubid = 2"
-                ),
-                {"a": LOCK_KEYS[0], "b": LOCK_KEYS[1]},
-            ).scalar()
-        except DBAPIError as exc:
-            self._held = False
-            raise DatabaseError(f"lost the scheduler lock: the lock connection failed ({exc.orig})") from exc
-        if not held:
-            self._held = False
-            raise DatabaseError("lost the scheduler lock: PostgreSQL no longer lists it as held")
-
-    def release(self) -> None:
-        if self._connection is not None:
-            try:
-                if self._held and not self._connection.invalidated:
-                    self._connection.execute(
-                        text("SELECT pg_advisory_unlock(:a, :b)"), {"a": LOCK_KEYS[0], "b": LOCK_KEYS[1]}
-                    )
-                self._connection.close()
-            except DBAPIError:
-                pass  # the connection is gone, and the lock with it
-            self._connection = None
-        self._held = False
-        self._engine.dispose()
-
-
-class FileLock:
-    """SQLite: an exclusive ``flock`` on a file beside the database."""
-
-    def __init__(self, path: Path, who: str) -> None:
-        self.path = path
-        self.who = who
-        self._fd: int | None = None
-
-    def _try(self) -> bool:
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise DatabaseError(f"cannot open the scheduler lock file {self.path}: {exc.strerror}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if os.fstat(fd).st_ino != os.stat(self.path).st_ino:  # the file was replaced meanwhile
-                raise BlockingIOError
-        except (BlockingIOError, FileNotFoundError):
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{self.who}, since {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC\n".encode())
-        self._fd = fd
-        return True
-
-    def acquire(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not self._try():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.1)
-        return True
-
-    def holder(self) -> str | None:
-        try:
-            text_ = self.path.read_text(encoding="utf-8").strip()
-        except OSError:
-            return None
-        return text_ or None
-
-    def check(self) -> None:
-        if self._fd is None:
-            raise DatabaseError("the scheduler lock is not held")
-        try:
-            same = os.fstat(self._fd).st_ino == os.stat(self.path).st_ino
-        except FileNotFoundError:
-            same = False
-        if not same:
-            raise DatabaseError(f"lost the scheduler lock: {self.path} was removed or replaced")
-
-    def release(self) -> None:
-        if self._fd is None:
-            return
-        try:
-            os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        finally:
-            os.close(self._fd)
-            self._fd = None
-
-
 def scheduler_lock(engine: Engine, who: str | None = None) -> SchedulerLock:
     """The lock for the database of ``engine``: advisory on PostgreSQL, a file beside SQLite."""
-    who = who or identity()
-    url = engine.url
-    if is_postgresql(engine):
-        return AdvisoryLock(url.render_as_string(hide_password=False), who)
-    database = make_url(url).database
-    if not database or database == ":memory:":
-        raise DatabaseError("the scheduler needs a database that outlives it: a SQLite file or PostgreSQL")
-    path = Path(database).expanduser().resolve()
-    return FileLock(path.with_name(path.name + ".scheduler-lock"), who)
+    return process_lock(engine, LOCK_KEYS, who or identity(), purpose="scheduler")

@@ -31,13 +31,14 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.clock import utcnow
 from engine.errors import NotFoundError
 from engine.metrics.customer_metrics import business_today
 from engine.models.tables import CUSTOMER, MEMBERSHIP, METRICS, REFRESH, SEGMENT
 from engine.rules.fields import CustomerScope
+from engine.sql.dialect import render
+from engine.sql.statements import analyze
 
 if TYPE_CHECKING:
     from engine.config.checked import Config
@@ -101,8 +102,7 @@ def segment_select(config: Config, name: str, as_of: dt.date | None = None) -> S
 def segment_sql(config: Config, name: str, dialect: str = "sqlite", as_of: dt.date | None = None) -> str:
     """The SQL of segment ``name`` as the database would run it, values inlined."""
     query = segment_select(config, name, as_of)
-    sql_dialect = postgresql.dialect() if dialect.startswith("postgres") else sqlite.dialect()
-    return str(query.compile(dialect=sql_dialect, compile_kwargs={"literal_binds": True}))
+    return render(query, "postgresql" if dialect.startswith("postgres") else "sqlite")
 
 
 def _refresh_one(
@@ -116,10 +116,7 @@ def _refresh_one(
     connection.execute(
         insert(CURRENT).from_select(["customer_id"], select(MEMBERSHIP.c.customer_id).where(current))
     )
-    if connection.dialect.name == "postgresql":
-        # temporary tables have no statistics until analysed: without them the
-        # planner may pick a nested loop that is quadratic in the segment size
-        connection.exec_driver_sql(f"ANALYZE {CANDIDATES.name}, {CURRENT.name}")
+    analyze(connection, CANDIDATES.name, CURRENT.name)  # temporary tables have no statistics before
     gone = select(CURRENT.c.customer_id).except_(select(CANDIDATES.c.customer_id))
     new = select(CANDIDATES.c.customer_id).except_(select(CURRENT.c.customer_id)).subquery("new")
     connection.execute(

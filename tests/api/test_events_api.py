@@ -77,7 +77,6 @@ def test_an_event_is_recorded_once_and_a_campaign_picks_it_up(
     campaign = load_campaigns(config)["cart"].campaign
     query = audience_select(
         campaign,
-        dialect=db.dialect.name,
         scheduled_for=utcnow(),
         window_start=happened - dt.timedelta(minutes=1),
         business_day=utcnow().date(),

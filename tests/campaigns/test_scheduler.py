@@ -24,7 +24,7 @@ from engine.errors import ConfigErrors, DatabaseError
 from engine.models import CampaignRun, SchedulerReload
 from engine.models import outbox as states
 from engine.scheduler import campaign_jobs as jobs
-from engine.scheduler.lock import FileLock, scheduler_lock
+from engine.scheduler.lock import scheduler_lock
 from engine.scheduler.process import (
     ADVANCE_ID,
     CampaignScheduler,
@@ -34,6 +34,7 @@ from engine.scheduler.process import (
     reload_scheduler,
     run_scheduler,
 )
+from engine.sql.locks import FileLock
 from tests.factories import utc
 
 RUN = CampaignRun.__table__  # type: ignore[attr-defined]

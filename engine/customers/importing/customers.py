@@ -41,7 +41,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, update
 
 from engine.customers.importing.columns import CUSTOMER_FIELDS
 from engine.customers.importing.normalise import (
@@ -64,6 +64,7 @@ from engine.customers.importing.summary import ImportSummary
 from engine.errors import ConfigValueError
 from engine.models import CONSENT_CHANNELS, LIFECYCLE_STAGES
 from engine.models.tables import CUSTOMER, SOURCE_RECORD
+from engine.sql.statements import allocate_ids
 
 ATTRIBUTE_TYPES = ("bool", "date", "int", "number", "str")
 DATETIME_FIELDS = {"verified_at", *(f"consent_{channel}_at" for channel in CONSENT_CHANNELS)}
@@ -444,7 +445,7 @@ class _CustomerImport:
         pending: dict[str, _Pending],
     ) -> None:
         if new:
-            for state, new_id in zip(new, _allocate_ids(connection, len(new)), strict=True):
+            for state, new_id in zip(new, allocate_ids(connection, CUSTOMER.name, len(new)), strict=True):
                 state.id = new_id
                 self.inserted_ids.add(new_id)
             connection.execute(
@@ -515,19 +516,6 @@ class _CustomerImport:
                 .values(last_seen_at=bindparam("b_last_seen_at")),
                 seen,
             )
-
-
-def _allocate_ids(connection: Connection, count: int) -> list[int]:
-    """Ids for ``count`` new customers, so that one plain executemany inserts them.
-
-    PostgreSQL draws them from the id sequence; SQLite continues after the
-    highest id (this transaction already holds the write lock).
-    """
-    if connection.dialect.name == "postgresql":
-        query = text("SELECT nextval(pg_get_serial_sequence('customer', 'id')) FROM generate_series(1, :n)")
-        return [int(value) for value in connection.execute(query, {"n": count}).scalars()]
-    highest = connection.execute(select(func.coalesce(func.max(CUSTOMER.c.id), 0))).scalar_one()
-    return list(range(int(highest) + 1, int(highest) + 1 + count))
 
 
 def _prefixed(values: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import engine.models  # noqa: F401  (registers the tables)
+from engine.sql.dialect import spelling
 
 target_metadata = SQLModel.metadata
 connection = context.config.attributes.get("connection")
@@ -15,7 +16,7 @@ if connection is None:
 context.configure(
     connection=connection,
     target_metadata=target_metadata,
-    render_as_batch=connection.dialect.name == "sqlite",
+    render_as_batch=spelling(connection, postgresql=False, sqlite=True),  # SQLite alters tables by copying
     compare_type=True,
 )
 with context.begin_transaction():

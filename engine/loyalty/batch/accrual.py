@@ -61,27 +61,25 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Column, ColumnElement, Connection, Engine, Integer, MetaData, String, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.clock import utcnow
 from engine.db.engines import write_transaction
-from engine.loyalty.batch.accrual_sql import (
-    AmountText,
-    JsonObject,
-    JsonText,
-    LocalDays,
-    Sha256Hex,
-    aware,
-    plus,
-    rowcount,
-    sha256_hex,
-    text_literal,
-)
+from engine.loyalty.batch.accrual_sql import LocalDays, aware, plus
 from engine.loyalty.programme.definition import Programme, period_end
-from engine.loyalty.programme.earn_rules import EARNING_SOURCES, Greatest, Least, PurchaseRuleScope
+from engine.loyalty.programme.earn_rules import EARNING_SOURCES, PurchaseRuleScope
 from engine.models.loyalty import AVAILABLE, EARN, PENDING
 from engine.models.tables import ACCOUNT, ENTRY, LOT, OPERATION, PURCHASE
 from engine.settings.durations import parse_duration
+from engine.sql.functions import AmountText, Greatest, JsonText, Least, Sha256Hex, json_object, typed_text
+from engine.sql.statements import (
+    analyze,
+    drop_temporary,
+    insert_ignoring,
+    lock_rows,
+    new_id,
+    planner_rows,
+    rowcount,
+)
 from engine.sql.types import UtcDateTime
 
 UTC = dt.UTC
@@ -192,7 +190,7 @@ class _Statistics:
     last analysis (about log2(rows / chunk) times in a first run).
     """
 
-    TABLES = "loyalty_operation, loyalty_lot, loyalty_entry"
+    TABLES = ("loyalty_operation", "loyalty_lot", "loyalty_entry")
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -200,15 +198,13 @@ class _Statistics:
 
     def wrote(self, operations: int) -> None:
         """Count ``operations`` written; analyse when they double what the statistics know."""
-        if self.engine.dialect.name != "postgresql" or not operations:
+        if not operations:
             return
         self.unanalysed += operations
         with self.engine.connect() as connection:
-            known = connection.exec_driver_sql(
-                "SELECT reltuples FROM pg_class WHERE oid = 'loyalty_operation'::regclass"
-            ).scalar_one()
-            if self.unanalysed >= max(0.0, float(known)):
-                connection.exec_driver_sql(f"ANALYZE {self.TABLES}")
+            known = planner_rows(connection, "loyalty_operation")
+            if known is not None and self.unanalysed >= known:
+                analyze(connection, *self.TABLES)
                 self.unanalysed = 0
             connection.commit()
 
@@ -256,7 +252,6 @@ class _Chunk:
         self.programme = programme
         self.now = now
         self.first, self.last = first, last
-        self.postgresql = connection.dialect.name == "postgresql"
         self.limits = programme.settings.limits
 
     @property
@@ -295,9 +290,7 @@ class _Chunk:
                 self._post()
                 self._count(result)
         finally:
-            if not self.postgresql:  # PostgreSQL drops them at commit
-                ROW.drop(self.connection)
-                MEMBER.drop(self.connection)
+            drop_temporary(self.connection, ROW, MEMBER)
 
     # --- 1, 2: accounts and members ------------------------------------------------------------
 
@@ -326,8 +319,7 @@ class _Chunk:
             "created_at",
             "updated_at",
         ]
-        dialect = postgresql if self.postgresql else sqlite
-        statement = dialect.insert(ACCOUNT).from_select(columns, customers).on_conflict_do_nothing()
+        statement = insert_ignoring(self.connection, ACCOUNT).from_select(columns, customers)
         return rowcount(self.connection, statement)
 
     def _members(self) -> None:
@@ -356,16 +348,11 @@ class _Chunk:
                 select(chain.c.customer_id, chain.c.account_id).where(chain.c.merged_into_id.is_(None)),
             )
         )
-        if self.postgresql:
-            locked = (
-                select(ACCOUNT.c.id)
-                .where(ACCOUNT.c.id.in_(select(MEMBER.c.account_id)))
-                .order_by(ACCOUNT.c.id)
-                .with_for_update()
-                .subquery()
-            )
-            self.connection.execute(select(sa.func.count()).select_from(locked))  # the ids stay in the server
-            self.connection.exec_driver_sql(f"ANALYZE {MEMBER.name}")
+        lock_rows(
+            self.connection,
+            select(ACCOUNT.c.id).where(ACCOUNT.c.id.in_(select(MEMBER.c.account_id))).order_by(ACCOUNT.c.id),
+        )
+        analyze(self.connection, MEMBER.name)
 
     # --- 3: the points -------------------------------------------------------------------------
 
@@ -466,7 +453,7 @@ class _Chunk:
         available_at = plus(level.c.ordered_at, programme.available_at(EPOCH) - EPOCH)
         pending = sa.and_(after_customer > 0, available_at > sa.literal(now, UtcDateTime()))
         ids = [
-            self._new_id(table, level.c.purchase_id)
+            new_id(self.connection, table, level.c.purchase_id)
             for table in ("loyalty_operation", "loyalty_lot", "loyalty_entry")
         ]
         final = select(
@@ -485,8 +472,8 @@ class _Chunk:
         self.connection.execute(ROW.insert().from_select([c.name for c in ROW.c], final))
         # counted, not taken from rowcount: Python's sqlite3 reports none for a statement starting WITH
         inserted = int(self.connection.execute(select(sa.func.count()).select_from(ROW)).scalar_one())
-        if self.postgresql and inserted:
-            self.connection.exec_driver_sql(f"ANALYZE {ROW.name}")
+        if inserted:
+            analyze(self.connection, ROW.name)
         return inserted
 
     def _earned_before(self, days: LocalDays) -> sa.CTE:
@@ -506,16 +493,6 @@ class _Chunk:
             .cte("earned_before")
             .prefix_with("MATERIALIZED")
         )
-
-    def _new_id(self, table: str, order: ColumnElement[int]) -> ColumnElement[int]:
-        """The id of a new row of ``table`` per scratch row: its sequence, or max(id) + n under the lock."""
-        if self.postgresql:
-            sequence = self.connection.exec_driver_sql(
-                f"SELECT pg_get_serial_sequence('{table}', 'id')"
-            ).scalar_one()
-            return sa.func.nextval(sa.literal(sequence, String))
-        base = self.connection.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table}").scalar_one()
-        return sa.literal(int(base), Integer) + sa.func.row_number().over(order_by=order)
 
     # --- 4: operations, lots, entries, accounts ------------------------------------------------
 
@@ -537,22 +514,18 @@ class _Chunk:
             .concat("}")
         )
         lot = sa.case((ROW.c.points > 0, ROW.c.lot_id), else_=sa.null())
-        result = JsonObject(
-            text_literal("programme"), text_literal(programme.name),
-            text_literal("key"), key,
-            text_literal("command"), text_literal(EARN),
-            text_literal("points"), ROW.c.points,
-            text_literal("detail"), JsonObject(
-                text_literal("lot"), lot,
-                text_literal("config_version"), text_literal(programme.config_version),
-                text_literal("source"), text_literal("accrual"),
+        result = json_object(
+            programme=typed_text(programme.name),
+            key=key,
+            command=typed_text(EARN),
+            points=ROW.c.points,
+            detail=json_object(
+                lot=lot,
+                config_version=typed_text(programme.config_version),
+                source=typed_text("accrual"),
             ),
-            text_literal("operation"), ROW.c.operation_id,
-        )  # fmt: skip
-        if not self.postgresql:
-            self.connection.connection.driver_connection.create_function(  # type: ignore[union-attr]
-                "crm_sha256", 1, sha256_hex, deterministic=True
-            )
+            operation=ROW.c.operation_id,
+        )
         operations = select(
             ROW.c.operation_id,
             sa.literal(programme.name, String),

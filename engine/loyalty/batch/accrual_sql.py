@@ -1,24 +1,20 @@
-"""SQL pieces of the accrual with one rendering per database.
+"""SQL pieces of the accrual: local days and instants computed in SQL the same way on both databases.
 
 * :class:`LocalDays`: the programme's local day of an instant, in SQL, without
   time zones (SQLite has none): each offset change of the zone in the range is
   a span with its own UTC offset, so days are exact across DST;
-* epoch seconds and instants plus seconds; amounts as text; JSON objects;
-  SHA-256 in hex (a Python function registered on SQLite connections).
+* :func:`plus`: an instant plus a whole number of seconds.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 
 import sqlalchemy as sa
-from sqlalchemy import ColumnElement, Connection, Integer, String
+from sqlalchemy import ColumnElement, Integer
 
 from engine.loyalty.programme.definition import Programme
-from engine.sql.dialect import dialect_function
-from engine.sql.functions import IntegerDivide
-from engine.sql.types import UtcDateTime
+from engine.sql.functions import EpochSeconds, IntegerDivide, PlusSeconds
 
 UTC = dt.UTC
 DAY = 86_400
@@ -101,66 +97,5 @@ def plus(instant: ColumnElement[dt.datetime], delta: dt.timedelta) -> ColumnElem
     return instant if not seconds else PlusSeconds(instant, sa.literal_column(str(int(seconds))))
 
 
-def rowcount(connection: Connection, statement: sa.Executable) -> int:
-    """Rows an ``INSERT ... SELECT`` wrote (psycopg reports them only when asked to keep the count)."""
-    return int(connection.execute(statement.execution_options(preserve_rowcount=True)).rowcount)
-
-
-def text_literal(value: str) -> ColumnElement[str]:
-    """A string parameter typed for the database (PostgreSQL cannot guess it inside jsonb_build_object)."""
-    return sa.cast(sa.literal(value, String), String)
-
-
 def aware(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def sha256_hex(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-# --- SQL spelled per database -------------------------------------------------------------------
-
-
-EpochSeconds = dialect_function(
-    "loyalty_epoch_seconds",
-    Integer(),
-    "CAST(floor(extract(epoch FROM {0})) AS BIGINT)",
-    "CAST(strftime('%s', {0}) AS INTEGER)",
-    "Whole seconds since 1970-01-01 UTC of a stored time.",
-)
-PlusSeconds = dialect_function(
-    "loyalty_plus_seconds",
-    UtcDateTime(),
-    "({0} + {1} * INTERVAL '1 second')",
-    "(strftime('%Y-%m-%d %H:%M:%S', {0}, '+' || {1} || ' seconds') || substr({0}, 20))",
-    "A stored time plus whole seconds, stored alike (SQLite: text with microseconds).",
-)
-AmountText = dialect_function(
-    "loyalty_amount_text",
-    String(),
-    "CAST(CAST({0} AS NUMERIC(14, 2)) AS TEXT)",
-    "printf('%.2f', {0})",
-    "A money amount as text with two decimals (120.00), as str of the Decimal.",
-)
-Sha256Hex = dialect_function(
-    "loyalty_sha256_hex",
-    String(),
-    "encode(sha256(convert_to({0}, 'UTF8')), 'hex')",
-    "crm_sha256({0})",
-    "sha256 of UTF-8 text, in hex (SQLite: a function registered on the connection).",
-)
-JsonObject = dialect_function(
-    "loyalty_json_object",
-    String(),
-    "jsonb_build_object({args})",
-    "json_object({args})",
-    "A JSON object from key, value pairs, escaped by the database.",
-)
-JsonText = dialect_function(
-    "loyalty_json_text",
-    String(),
-    "CAST({0} AS JSONB)",
-    "{0}",
-    "JSON text stored into a JSON column (PostgreSQL: cast to JSONB; SQLite keeps the text).",
-)

@@ -35,9 +35,10 @@ from sqlalchemy import (
 )
 
 from engine.clock import utcnow
-from engine.loyalty.batch import batch_sql as sql
+from engine.loyalty.batch import batch_sql
 from engine.loyalty.programme.definition import Programme
 from engine.models.tables import ACCOUNT, EVENT, LOT, TIER_CHANGE
+from engine.sql.functions import IsoUtc, json_object, typed_text
 
 SOURCE = "loyalty"
 POINTS_EXPIRING = "loyalty.points_expiring"
@@ -55,7 +56,7 @@ class EventsResult:
 
 
 def _missing(key: ColumnElement[str]) -> ColumnElement[bool]:
-    return sql.absent(select(EVENT.c.id).where(EVENT.c.source == SOURCE, EVENT.c.key == key))
+    return batch_sql.absent(select(EVENT.c.id).where(EVENT.c.source == SOURCE, EVENT.c.key == key))
 
 
 def _insert_in_chunks(engine: Engine, id_column: Any, rows: Select[Any]) -> int:
@@ -81,37 +82,35 @@ def _insert_in_chunks(engine: Engine, id_column: Any, rows: Select[Any]) -> int:
 def expiring_events(engine: Engine, programme: Programme, *, now: dt.datetime | None = None) -> int:
     """Add ``loyalty.points_expiring`` for lots expiring within the notice days; returns how many."""
     now = now or utcnow()
-    dialect = engine.dialect.name
     notices = programme.settings.expiry_notice_days  # longest first
     added = 0
     for n, days in enumerate(notices):
         shorter = notices[n + 1] if n + 1 < len(notices) else 0
-        key = sql.key(f"expiring:{programme.name}:", LOT.c.id, f":{days}")
-        data = sql.json_object(
-            dialect,
-            programme=sql.text(programme.name),
+        key = batch_sql.key(f"expiring:{programme.name}:", LOT.c.id, f":{days}")
+        data = json_object(
+            programme=typed_text(programme.name),
             lot=LOT.c.id,
             points=LOT.c.remaining,
-            expires_at=sql.iso_utc(dialect, LOT.c.expires_at),
+            expires_at=IsoUtc(LOT.c.expires_at),
             days=cast(literal(days, Integer), Integer),
         )
         rows = (
             select(
                 ACCOUNT.c.customer_id,
                 literal(POINTS_EXPIRING, String),
-                sql.at(now),
+                batch_sql.at(now),
                 literal(SOURCE, String),
                 key,
                 data,
-                sql.at(utcnow()),
+                batch_sql.at(utcnow()),
             )
             .select_from(LOT.join(ACCOUNT, ACCOUNT.c.id == LOT.c.account_id))
             .where(
                 ACCOUNT.c.programme == programme.name,
                 ACCOUNT.c.merged_into_id.is_(None),
                 LOT.c.remaining > 0,
-                LOT.c.expires_at > sql.at(now + dt.timedelta(days=shorter)),
-                LOT.c.expires_at <= sql.at(now + dt.timedelta(days=days)),
+                LOT.c.expires_at > batch_sql.at(now + dt.timedelta(days=shorter)),
+                LOT.c.expires_at <= batch_sql.at(now + dt.timedelta(days=days)),
                 _missing(key),
             )
         )
@@ -122,11 +121,9 @@ def expiring_events(engine: Engine, programme: Programme, *, now: dt.datetime | 
 def tier_events(engine: Engine, programme: Programme, *, now: dt.datetime | None = None) -> int:
     """Add ``loyalty.tier_changed`` per tier change up to ``now`` not announced yet; returns how many."""
     now = now or utcnow()
-    dialect = engine.dialect.name
-    key = sql.key(f"tier:{programme.name}:", TIER_CHANGE.c.id)
-    data = sql.json_object(
-        dialect,
-        programme=sql.text(programme.name),
+    key = batch_sql.key(f"tier:{programme.name}:", TIER_CHANGE.c.id)
+    data = json_object(
+        programme=typed_text(programme.name),
         **{"from": TIER_CHANGE.c.from_tier, "to": TIER_CHANGE.c.to_tier},
         reason=TIER_CHANGE.c.reason,
     )
@@ -138,12 +135,12 @@ def tier_events(engine: Engine, programme: Programme, *, now: dt.datetime | None
             literal(SOURCE, String),
             key,
             data,
-            sql.at(utcnow()),
+            batch_sql.at(utcnow()),
         )
         .select_from(TIER_CHANGE.join(ACCOUNT, ACCOUNT.c.id == TIER_CHANGE.c.account_id))
         .where(
             ACCOUNT.c.programme == programme.name,
-            TIER_CHANGE.c.changed_at <= sql.at(now),
+            TIER_CHANGE.c.changed_at <= batch_sql.at(now),
             TIER_CHANGE.c.from_tier.is_distinct_from(TIER_CHANGE.c.to_tier),
             _missing(key),
         )

@@ -57,7 +57,7 @@ from sqlalchemy import (
 
 from engine.clock import utcnow
 from engine.db.engines import write_transaction
-from engine.loyalty.batch import batch_sql as sql
+from engine.loyalty.batch import batch_sql
 from engine.loyalty.ledger.account_lock import lock_accounts
 from engine.loyalty.ledger.core import repay_debts
 from engine.loyalty.ledger.posting import customer_label_sql
@@ -65,6 +65,7 @@ from engine.loyalty.ledger.redemption import void_expired_holds
 from engine.loyalty.programme.definition import Programme
 from engine.models.loyalty import ACTIVATE, AVAILABLE, CAPTURE, EARN, EXPIRE, PENDING, REDEEM
 from engine.models.tables import ACCOUNT, CUSTOMER, ENTRY, LOT, OPERATION
+from engine.sql.functions import Sha256Hex, json_object, typed_text
 
 #: accounts per transaction
 CHUNK = 500
@@ -117,13 +118,13 @@ class ExpiryPreview:
 def _operation(programme: Programme, prefix: str, lot: Any) -> Select[Any]:
     """The id of the lot's ``<prefix><lot>`` operation (an index lookup on the unique key)."""
     return select(OPERATION.c.id).where(
-        OPERATION.c.programme == programme.name, OPERATION.c.key == sql.key(prefix, lot)
+        OPERATION.c.programme == programme.name, OPERATION.c.key == batch_sql.key(prefix, lot)
     )
 
 
 def _unposted(programme: Programme, prefix: str, lot: Any = LOT.c.id) -> ColumnElement[bool]:
     """True for a lot without a ``<prefix><lot>`` operation yet."""
-    return sql.absent(_operation(programme, prefix, lot))
+    return batch_sql.absent(_operation(programme, prefix, lot))
 
 
 def _in_bucket(bucket: str) -> ColumnElement[int]:
@@ -146,7 +147,7 @@ def _last_activity() -> ColumnElement[dt.datetime]:
 
 def _idle(programme: Programme, now: dt.datetime) -> ColumnElement[bool]:
     assert programme.inactivity is not None
-    return _last_activity() <= sql.at(now - programme.inactivity)
+    return _last_activity() <= batch_sql.at(now - programme.inactivity)
 
 
 def _chunks(
@@ -208,10 +209,10 @@ def _post(
     lot's operation is found by its key; an operation with entries is
     skipped); then the accounts' caches, and for an expiry the lots' remainders.
     """
-    dialect = connection.dialect.name
     due = lots.subquery("due")
     left = due.c.pending if command == ACTIVATE else due.c.pending + due.c.available
-    request = sql.key(f'{{"command":"{command}","lot":', due.c.id, "}")  # as posting.request_hash writes it
+    # as posting.request_hash writes it
+    request = batch_sql.key(f'{{"command":"{command}","lot":', due.c.id, "}")
     connection.execute(
         insert(OPERATION).from_select(
             [
@@ -226,13 +227,13 @@ def _post(
             ],
             select(
                 literal(programme.name, String),
-                sql.key(f"{command}:", due.c.id),
+                batch_sql.key(f"{command}:", due.c.id),
                 literal(command, String),
-                sql.sha256_hex(connection, request),
+                Sha256Hex(request),
                 due.c.account_id,
                 literal(programme.config_version, String),
-                sql.json_object(dialect, points=left, lot=due.c.id),
-                sql.at(now),
+                json_object(points=left, lot=due.c.id),
+                batch_sql.at(now),
             ).where(_unposted(programme, f"{command}:", due.c.id)),
         )
     )
@@ -246,7 +247,7 @@ def _post(
         if command == ACTIVATE
         else -in_bucket
     )
-    written = sql.json_object(dialect, **{k: sql.text(v) for k, v in detail.items()}) if detail else null()
+    written = json_object(**{k: typed_text(v) for k, v in detail.items()}) if detail else null()
     operation = _operation(programme, f"{command}:", due.c.id).correlate(due).scalar_subquery()
     entries = connection.execute(
         insert(ENTRY)
@@ -271,10 +272,12 @@ def _post(
                 points,
                 due.c.related,
                 written,
-                sql.at(now),
+                batch_sql.at(now),
             )
             .select_from(due.join(buckets, true()))
-            .where(points != 0, sql.absent(select(ENTRY.c.id).where(ENTRY.c.operation_id == operation))),
+            .where(
+                points != 0, batch_sql.absent(select(ENTRY.c.id).where(ENTRY.c.operation_id == operation))
+            ),
         )
         .returning(ENTRY.c.account_id, ENTRY.c.lot_id, ENTRY.c.bucket, ENTRY.c.points)
     ).all()
@@ -318,7 +321,7 @@ def _count(result: ActivationResult | ExpiryResult, entries: list[Row[Any]]) -> 
 
 
 def _past_date(now: dt.datetime) -> ColumnElement[bool]:
-    return and_(LOT.c.expires_at.is_not(None), LOT.c.expires_at <= sql.at(now))
+    return and_(LOT.c.expires_at.is_not(None), LOT.c.expires_at <= batch_sql.at(now))
 
 
 def activate_due(engine: Engine, programme: Programme, *, now: dt.datetime | None = None) -> ActivationResult:
@@ -334,7 +337,7 @@ def activate_due(engine: Engine, programme: Programme, *, now: dt.datetime | Non
             .where(
                 ACCOUNT.c.programme == programme.name,
                 ACCOUNT.c.pending > 0,
-                LOT.c.available_at <= sql.at(now),
+                LOT.c.available_at <= batch_sql.at(now),
                 LOT.c.remaining > 0,
                 LOT.c.account_id > last,
             )
@@ -342,7 +345,7 @@ def activate_due(engine: Engine, programme: Programme, *, now: dt.datetime | Non
         )
 
     def activate(connection: Connection, ids: list[int]) -> None:
-        due = and_(LOT.c.account_id.in_(ids), LOT.c.available_at <= sql.at(now))
+        due = and_(LOT.c.account_id.in_(ids), LOT.c.available_at <= batch_sql.at(now))
         _count(result, _post(connection, programme, ACTIVATE, _lots(programme, due, activation=True), now))
 
     _chunks(engine, candidates, activate)
@@ -361,7 +364,7 @@ def activate_due(engine: Engine, programme: Programme, *, now: dt.datetime | Non
                     ENTRY.c.account_id == ACCOUNT.c.id,
                     ENTRY.c.kind == ACTIVATE,
                     ENTRY.c.bucket == AVAILABLE,
-                    ENTRY.c.posted_at == sql.at(now),
+                    ENTRY.c.posted_at == batch_sql.at(now),
                 )
                 .exists(),
             )

@@ -63,7 +63,7 @@ from sqlalchemy import (
 from engine.clock import utcnow
 from engine.db.engines import write_transaction
 from engine.errors import LoyaltyError
-from engine.loyalty.batch import batch_sql as sql
+from engine.loyalty.batch import batch_sql
 from engine.loyalty.ledger.account_lock import lock_accounts
 from engine.loyalty.ledger.posting import (
     customer_label,
@@ -104,7 +104,7 @@ class Window:
 
     def holds(self, column: Any) -> ColumnElement[bool]:
         """SQL: ``column`` falls in the window."""
-        start, end = sql.at(self.start), sql.at(self.end)
+        start, end = batch_sql.at(self.start), batch_sql.at(self.end)
         after = column >= start if self.start_included else column > start
         before = column <= end if self.end_included else column < end
         return and_(after, before)
@@ -167,8 +167,8 @@ def _standings(programme: Programme, now: dt.datetime, scope: Sequence[ColumnEle
         .where(
             ENTRY.c.account_id.in_(members),
             ENTRY.c.kind.in_((EARN, CLAWBACK)),
-            ENTRY.c.posted_at >= sql.at(earliest),
-            ENTRY.c.posted_at <= sql.at(now),
+            ENTRY.c.posted_at >= batch_sql.at(earliest),
+            ENTRY.c.posted_at <= batch_sql.at(now),
             *only,
         )
         .group_by(ENTRY.c.account_id)
@@ -370,7 +370,7 @@ def _recompute_chunk(
                         ACCOUNT.c[name]: bindparam(f"new_{name}", type_=ACCOUNT.c[name].type)
                         for name in _COLUMNS
                     },
-                    ACCOUNT.c.updated_at: sql.at(now),
+                    ACCOUNT.c.updated_at: batch_sql.at(now),
                 }
             ),
             updates,

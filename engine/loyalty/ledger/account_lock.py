@@ -23,7 +23,6 @@ def lock_accounts(connection: Connection, ids: Iterable[int]) -> dict[int, Row[A
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    query = select(ACCOUNT).where(ACCOUNT.c.id.in_(wanted)).order_by(ACCOUNT.c.id)
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update()
+    # FOR UPDATE: row locks on PostgreSQL; SQLite has the write lock already and no such clause
+    query = select(ACCOUNT).where(ACCOUNT.c.id.in_(wanted)).order_by(ACCOUNT.c.id).with_for_update()
     return {row.id: row for row in connection.execute(query)}

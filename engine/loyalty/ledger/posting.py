@@ -32,11 +32,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.errors import NotFoundError
 from engine.models.loyalty import AVAILABLE, BUCKETS, EXPIRE, PENDING
 from engine.models.tables import ACCOUNT, CUSTOMER, ENTRY, LOT, OPERATION, TIER_CHANGE
+from engine.sql.statements import insert_ignoring
 
 
 def canonical(value: Any) -> str | None:
@@ -70,12 +70,7 @@ def customer_id_of(connection: Connection, customer: int | str) -> int:
 def ensure_account(connection: Connection, programme: str, customer_id: int, now: dt.datetime) -> int:
     """The id of the customer's account in ``programme``, created when missing (concurrent-safe)."""
     values = {"programme": programme, "customer_id": customer_id, "created_at": now, "updated_at": now}
-    statement: Any
-    if connection.dialect.name == "postgresql":
-        statement = postgresql.insert(ACCOUNT).values(**values).on_conflict_do_nothing()
-    else:
-        statement = sqlite.insert(ACCOUNT).values(**values).on_conflict_do_nothing()
-    connection.execute(statement)
+    connection.execute(insert_ignoring(connection, ACCOUNT).values(**values))
     account_id = connection.execute(
         select(ACCOUNT.c.id).where(ACCOUNT.c.programme == programme, ACCOUNT.c.customer_id == customer_id)
     ).scalar_one()

@@ -60,7 +60,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import ColumnElement, Connection, FromClause, Integer, Numeric, String, select
+from sqlalchemy import ColumnElement, Connection, FromClause, Numeric, String, select
 
 from engine.errors import ConfigError, NotFoundError, RuleError, UnknownFieldError
 from engine.models.tables import ACCOUNT, MEMBERSHIP, PURCHASE
@@ -69,7 +69,7 @@ from engine.rules.evaluate import normalize
 from engine.rules.fields import PURCHASE_FIELDS, CustomerFields, CustomerScope, customer_record
 from engine.settings.config_toml import Settings
 from engine.settings.loyalty import ProgrammeSection
-from engine.sql.dialect import dialect_function
+from engine.sql.functions import FloorPoints
 
 PURCHASE_EVENT = "purchase"
 CUSTOMER_PREFIX = "customer."
@@ -479,9 +479,7 @@ def compile_earn_rules(
         try:
             when = compile_rule(earn.when, catalogue)
         except RuleError as exc:
-            errors.append(
-                settings.rule_error(f"{base}.when", _event_error(exc, earn.on, purchase_catalogue))
-            )
+            errors.append(settings.rule_error(f"{base}.when", _event_error(exc, earn.on, purchase_catalogue)))
             continue
         points: Expression | Decimal | None = None
         if isinstance(earn.points, str):
@@ -530,23 +528,3 @@ def _decimal_case(column: ColumnElement[Any], values: Mapping[str, Decimal]) -> 
         return sa.literal(Decimal(1), Numeric())
     whens = [(column == name, sa.literal(value, Numeric())) for name, value in values.items()]
     return sa.case(*whens, else_=sa.literal(Decimal(1), Numeric()))
-
-
-FloorPoints = dialect_function(
-    "loyalty_floor_points",
-    Integer(),
-    "GREATEST(0, CAST(floor(round(CAST({0} AS NUMERIC), 6)) AS BIGINT))",
-    # CAST truncates, which is the floor for what is not negative
-    "max(0, CAST(round({0}, 6) AS INTEGER))",
-    "Points from a number: rounded to 6 decimals, floored, never below 0.",
-)
-Least = dialect_function(
-    "loyalty_least", Integer(), "LEAST({0}, {1})", "min({0}, {1})", "The smaller of two integers."
-)
-Greatest = dialect_function(
-    "loyalty_greatest",
-    Integer(),
-    "GREATEST({0}, {1})",
-    "max({0}, {1})",
-    "The larger of two integers, never NULL.",
-)
