@@ -190,7 +190,9 @@ def run_demo(
     engine = make_engine(config.database_url)
     try:
         upgrade(engine)
-        day = today or business_today(config)
+        # yesterday in the business zone: everything the demo simulates on its day (the loyalty
+        # night, the campaigns at 10:00, the till at noon) has happened, whatever the hour now
+        day = today or business_today(config) - dt.timedelta(days=1)
         data = generate_demo_data(
             engine,
             customers=customers,
