@@ -8,18 +8,26 @@ with ``raise ... from exc``, so users read a sentence, never a traceback::
     ├── ConfigError (ValueError)          bad config.toml / campaigns / budgets
     │   ├── ConfigFileError               file missing, unreadable, not TOML
     │   ├── ConfigValueError              a field with a bad value
+    │   ├── ConfigErrors                  several of them, found in one pass
     │   ├── SegmentCycleError             segments that reference each other
+    │   ├── TemplateRenderError           a template that fails for a customer
     │   └── RuleError                     a rule of the rule language
     │       ├── RuleSyntaxError           outside the language, cannot parse
     │       ├── RuleTypeError             well-formed, wrong types
     │       └── UnknownFieldError         a name the catalogue does not know
     ├── ImportFileError (ValueError)      an import file that cannot be read at all
+    ├── FieldError (ValueError)           one cell of an import file that cannot be read
+    ├── NotADeliveryReport (ValueError)   a message that is no delivery status notification
+    ├── HeaderInjectionError (ValueError) a header value with a line break: never sent
     ├── DatabaseError                     schema missing, cannot connect, migration failed
+    │   └── JournalError                  a message's point of no return not recorded: not sent
     ├── NotFoundError (LookupError)       a named thing that does not exist
-    └── LoyaltyError                      a ledger command refused: nothing was posted
-        ├── InsufficientPointsError       not enough available points
-        ├── IdempotencyConflictError      an idempotency key reused for a different request
-        └── HoldClosedError               a hold already captured, voided or timed out
+    ├── IdempotencyConflictError          a key reused for a different request (ledger, events)
+    ├── LoyaltyError                      a ledger command refused: nothing was posted
+    │   ├── InsufficientPointsError       not enough available points
+    │   └── HoldClosedError               a hold already captured, voided or timed out
+    └── ApiError                          an HTTP answer: status, code and sentence
+        └── BodyTooLargeError             a request body over the limit (413)
 
 The CLI maps :class:`EngineError` to exit code 1 (user error) and anything else
 to exit code 2 (a bug).
@@ -68,6 +76,10 @@ class ConfigErrors(ConfigError):
     def __init__(self, errors: list[ConfigError]) -> None:
         self.errors = errors
         super().__init__("\n".join(str(e) for e in errors))
+
+
+class TemplateRenderError(ConfigError):
+    """A template failed for a customer (a missing variable, a sandbox violation)."""
 
 
 class SegmentCycleError(ConfigError):
@@ -124,8 +136,24 @@ class ImportFileError(EngineError, ValueError):
         super().__init__(f"{path}: {reason}")
 
 
+class FieldError(EngineError, ValueError):
+    """One cell of an import file cannot be read; the message says why (the caller adds the field name)."""
+
+
+class NotADeliveryReport(EngineError, ValueError):
+    """A message is not a delivery status notification this engine can use; the text says why."""
+
+
+class HeaderInjectionError(EngineError, ValueError):
+    """A header value carries a line break (or is not allowed): refused, never sent."""
+
+
 class DatabaseError(EngineError):
     """The database cannot be reached, or its schema is missing or outdated."""
+
+
+class JournalError(DatabaseError):
+    """The send journal could not record a message's point of no return: the message was not sent."""
 
 
 class NotFoundError(EngineError, LookupError):
@@ -141,6 +169,34 @@ class NotFoundError(EngineError, LookupError):
         super().__init__(message)
 
 
+class IdempotencyConflictError(EngineError):
+    """An idempotency key already used for a different request; nothing was done.
+
+    Ledger commands and custom events share it: a retry must send the same
+    content, a new request needs a new key. ``reason`` names the request the
+    key belongs to (built by :meth:`command` and :meth:`event`).
+    """
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        super().__init__(reason)
+
+    @classmethod
+    def command(cls, programme: str, key: str, command: str) -> IdempotencyConflictError:
+        """A ledger command whose key was used for a different request."""
+        return cls(
+            key,
+            f"programme {programme!r}: key {key!r} was already used for a different {command}"
+            " request; a retry must send the same content, a new request needs a new key",
+        )
+
+    @classmethod
+    def event(cls, source: str, key: str, event_id: int) -> IdempotencyConflictError:
+        """A custom event whose key was recorded for a different event."""
+        reason = f"key {key!r} of source {source!r} was recorded for a different event (id {event_id})"
+        return cls(key, f"event key: {reason}")
+
+
 class LoyaltyError(EngineError):
     """A loyalty ledger command was refused; nothing was posted."""
 
@@ -154,15 +210,6 @@ class InsufficientPointsError(LoyaltyError):
         super().__init__(f"{account}: {wanted} points asked, {available} available")
 
 
-class IdempotencyConflictError(LoyaltyError):
-    """An idempotency key already used for a different request."""
-
-    def __init__(self, programme: str, key: str, command: str) -> None:
-        self.key = key
-        super().__init__(
-            f"programme {programme!r}: key {key!r} was already used for a different {command}"
-            " request; a retry must send the same content, a new request needs a new key"
-        )
 
 
 class HoldClosedError(LoyaltyError):
@@ -171,3 +218,22 @@ class HoldClosedError(LoyaltyError):
     def __init__(self, key: str, state: str) -> None:
         self.state = state
         super().__init__(f"hold {key!r} is {state}: it cannot be captured or voided again")
+
+
+class ApiError(EngineError):
+    """An error the API answers with ``status`` and ``{"error": code, "detail": detail}``."""
+
+    def __init__(self, status: int, code: str, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers
+        super().__init__(detail)
+
+
+class BodyTooLargeError(ApiError):
+    """A request body larger than ``[api].max_body_bytes``; it reaches no route."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(413, "body_too_large", f"request body larger than {limit} bytes")

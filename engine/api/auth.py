@@ -13,8 +13,8 @@ from collections.abc import Callable
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from engine.api.errors import ApiError
 from engine.api.keys import ApiKeyInfo, find_api_key
+from engine.errors import ApiError
 
 bearer = HTTPBearer(auto_error=False, description="the key from `crm api-keys create`")
 header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the same key, in its own header")

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, or_, select
 
-from engine.api.errors import ApiError
-from engine.errors import NotFoundError
+from engine.errors import ApiError, NotFoundError
 from engine.models.tables import CUSTOMER
 
 

@@ -7,7 +7,6 @@ error                          status ``error``
 ============================== ====== ==========================
 InsufficientPointsError        409    ``insufficient_points``
 IdempotencyConflictError       409    ``idempotency_conflict``
-EventConflictError             409    ``idempotency_conflict``
 HoldClosedError                409    ``hold_closed``
 NotFoundError                  404    ``not_found``
 other LoyaltyError             422    ``refused``
@@ -32,8 +31,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.customers.events import EventConflictError
 from engine.errors import (
+    ApiError,
     ConfigError,
     DatabaseError,
     EngineError,
@@ -85,15 +84,6 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody, "description": _MEANINGS[status]} for status in statuses}
 
 
-class ApiError(Exception):
-    """An error the API answers with ``status`` and ``{"error": code, "detail": detail}``."""
-
-    def __init__(self, status: int, code: str, detail: str, *, headers: dict[str, str] | None = None) -> None:
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.headers = headers
-        super().__init__(detail)
 
 
 def error_body(code: str, detail: Any, **extra: Any) -> dict[str, Any]:
@@ -104,7 +94,7 @@ def error_body(code: str, detail: Any, **extra: Any) -> dict[str, Any]:
 def _engine_status(exc: EngineError) -> tuple[int, str]:
     if isinstance(exc, InsufficientPointsError):
         return 409, "insufficient_points"
-    if isinstance(exc, IdempotencyConflictError | EventConflictError):
+    if isinstance(exc, IdempotencyConflictError):
         return 409, "idempotency_conflict"
     if isinstance(exc, HoldClosedError):
         return 409, "hold_closed"

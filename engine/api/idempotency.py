@@ -17,7 +17,8 @@ from typing import Any
 
 from fastapi import Request, Response
 
-from engine.api.errors import ApiError, documented
+from engine.api.errors import documented
+from engine.errors import ApiError
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from engine.api.auth import require_scope
 from engine.api.customer_ref import find_customer
-from engine.api.errors import ApiError, documented
+from engine.api.errors import documented
 from engine.api.fields import Instant
 from engine.api.idempotency import OPENAPI, RESPONSES, idempotency_key, mark_replay
 from engine.api.loyalty_models import (
@@ -29,7 +29,7 @@ from engine.api.loyalty_models import (
     RefundRequest,
     StatementOut,
 )
-from engine.errors import NotFoundError
+from engine.errors import ApiError, NotFoundError
 from engine.loyalty.ledger.core import Receipt
 from engine.loyalty.ledger.earning import earn_event, earn_purchase
 from engine.loyalty.ledger.redemption import capture, redeem, void

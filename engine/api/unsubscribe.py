@@ -31,7 +31,7 @@ from engine.campaigns.loading import load_campaigns
 from engine.config.checked import Config
 from engine.contact_policy.links import UnsubscribeLink, read_unsubscribe
 from engine.db.engines import write_transaction
-from engine.errors import ConfigError, NotFoundError
+from engine.errors import BodyTooLargeError, ConfigError, NotFoundError
 from engine.responses.unsubscribe import EMAIL_ONLY, SCOPES, Contacts, contacts, mask_email, unsubscribe
 
 router = APIRouter(tags=["unsubscribe"])
@@ -54,8 +54,6 @@ _PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class _BodyTooLarge(Exception):
-    pass
 
 
 def _page(status: int, title: str, **values: Any) -> HTMLResponse:
@@ -118,12 +116,12 @@ async def _form(request: Request, limit: int) -> dict[str, str]:
     """The fields of a small urlencoded or multipart body (no python-multipart needed)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise _BodyTooLarge
+        raise BodyTooLargeError(limit)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise _BodyTooLarge
+            raise BodyTooLargeError(limit)
     content_type = request.headers.get("content-type", "")
     if content_type.lower().startswith("multipart/form-data"):
         return _multipart(bytes(body), content_type)
@@ -184,7 +182,7 @@ async def unsubscribe_now(payload: str, request: Request, s: str | None = None) 
     config: Config = request.app.state.config
     try:
         form = await _form(request, config.settings.api.max_body_bytes)
-    except _BodyTooLarge:
+    except BodyTooLargeError:
         return _message(413, "Too large", "The request is too large.")
     one_click = form.get("List-Unsubscribe", "").strip() == "One-Click"
     scope = form.get("scope") or (EMAIL_ONLY if one_click else "")

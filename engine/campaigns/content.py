@@ -21,11 +21,7 @@ from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, s
 from jinja2.sandbox import SandboxedEnvironment
 
 from engine.channels.email_message import html_to_text
-from engine.errors import ConfigError
-
-
-class TemplateRenderError(ConfigError):
-    """A template failed for a customer (a missing variable, a sandbox violation)."""
+from engine.errors import TemplateRenderError
 
 
 @dataclass(frozen=True)

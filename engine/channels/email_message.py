@@ -19,11 +19,7 @@ from email.policy import SMTP
 from email.utils import formatdate
 
 from engine.channels.base import OutgoingMessage, message_id
-
-
-class HeaderInjectionError(ValueError):
-    """A header value carries a line break: refused, never sent."""
-
+from engine.errors import HeaderInjectionError
 
 _ATTRIBUTES = r"""(?:[^>"']++|"[^"]*+"|'[^']*+')*+"""  # a tag's attributes, quoted values may hold ">"
 _LEFT_OUT = re.compile(  # comments, doctype, and the elements whose text is not part of the message

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage, SendJournal, message_id
-from engine.channels.email_message import HeaderInjectionError
 from engine.channels.mime_template import MimeTemplate
+from engine.errors import HeaderInjectionError
 
 
 class MaildirEmailChannel:

@@ -34,7 +34,8 @@ from collections.abc import Mapping
 from email.utils import formatdate
 
 from engine.channels.base import OutgoingMessage, message_id
-from engine.channels.email_message import HeaderInjectionError, html_to_text
+from engine.channels.email_message import html_to_text
+from engine.errors import HeaderInjectionError
 
 CRLF = b"\r\n"
 MAX_LINE = 78  # RFC 5322's recommended line length; encoded words stay within 76

@@ -41,9 +41,9 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage, SendJournal, message_id
-from engine.channels.email_message import HeaderInjectionError
 from engine.channels.mime_template import MimeTemplate, mailbox
-from engine.channels.smtp_session import JournalError, SmtpSession
+from engine.channels.smtp_session import SmtpSession
+from engine.errors import HeaderInjectionError, JournalError
 
 
 @dataclass(frozen=True)

@@ -23,14 +23,13 @@ import aiosmtplib
 from aiosmtplib import SMTPResponse
 
 from engine.channels.base import SendJournal
+from engine.errors import JournalError
 
 MAX_RESPONSE = 32 * 1024  # a whole answer, continuation lines included (as aiosmtplib)
 _DOT_AFTER_LINE_BREAK = re.compile(rb"\n\.")
 _END_OF_DATA = b".\r\n"
 
 
-class JournalError(Exception):
-    """The journal could not record a message's point of no return: the message was not sent."""
 
 
 def dot_stuffed(data: bytes) -> bytes:

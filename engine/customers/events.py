@@ -18,14 +18,12 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from engine.clock import utcnow
-from engine.errors import ConfigValueError
+from engine.errors import ConfigValueError, IdempotencyConflictError
 from engine.models.tables import EVENT
 
 _NAME = re.compile(r"^[a-z0-9_.-]{1,100}$")
 
 
-class EventConflictError(ConfigValueError):
-    """The idempotency key was used before for a different event."""
 
 
 @dataclass(frozen=True)
@@ -80,9 +78,5 @@ def record_event(
     with engine.connect() as connection:
         row = connection.execute(select(EVENT).where(EVENT.c.source == source, EVENT.c.key == key)).one()
     if not _same(row, customer_id, name, data or {}):
-        raise EventConflictError(
-            "event",
-            "key",
-            f"key {key!r} of source {source!r} was recorded for a different event (id {row.id})",
-        )
+        raise IdempotencyConflictError.event(source, key, row.id)
     return RecordedEvent(row.id, row.customer_id, row.name, row.occurred_at, created=False)

@@ -18,7 +18,7 @@ from functools import partial
 from sqlalchemy import Engine, func, select
 
 from engine.config.checked import Config
-from engine.errors import LoyaltyError
+from engine.errors import IdempotencyConflictError, LoyaltyError
 from engine.loyalty.batch.accrual import AccrualResult, accrue_purchases
 from engine.loyalty.batch.daily import BatchResult, run_batch
 from engine.loyalty.batch.refund_batch import refund_imported
@@ -146,7 +146,7 @@ def _attempt(lines: list[str], command: Callable[[], object]) -> int:
     """1 when the command went through, 0 (and a line saying why) when the ledger refused it."""
     try:
         command()
-    except LoyaltyError as exc:
+    except (LoyaltyError, IdempotencyConflictError) as exc:
         lines.append(f"refused: {exc}")
         return 0
     return 1

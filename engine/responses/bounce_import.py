@@ -35,12 +35,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select, update
 
 from engine.clock import utcnow
-from engine.errors import ImportFileError
+from engine.errors import ImportFileError, NotADeliveryReport
 from engine.models.outbox import BOUNCED, DELIVERED, SENT
 from engine.models.response import BOUNCE
 from engine.models.tables import OUTBOX, RESPONSE, RUN
 from engine.responses.bounce_thresholds import suppress_bounced
-from engine.responses.bounces import HARD, DeliveryReport, NotADeliveryReport, parse_report
+from engine.responses.bounces import HARD, DeliveryReport, parse_report
 from engine.settings.evaluation import BouncesSection
 from engine.sql.statements import insert_ignoring
 

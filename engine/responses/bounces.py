@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from email.message import Message
 from email.parser import HeaderParser
 
+from engine.errors import NotADeliveryReport
+
 HARD = "hard"
 SOFT = "soft"
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _BASIC = re.compile(r"\b([245])\d\d\b")
 
 
-class NotADeliveryReport(ValueError):
-    """The message is not a delivery status notification this engine can use; the text says why."""
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from engine.customers.importing.normalise import FieldError
-from engine.errors import ConfigValueError
+from engine.errors import ConfigValueError, FieldError
 from engine.settings.evaluation import CALL_OUTCOMES, CallCentreSection
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 from engine.customers.importing.normalise import (
     DateReader,
-    FieldError,
     NumberReader,
     clean_text,
     is_empty,
@@ -25,6 +24,7 @@ from engine.customers.importing.normalise import (
 from engine.customers.importing.pipeline import wrong_width
 from engine.customers.importing.reader import Cell, SourceRow
 from engine.customers.importing.references import CustomerReference, generic_reference, row_reference
+from engine.errors import FieldError
 from engine.models.response import REPLY, SATISFACTION
 from engine.responses.call_outcomes import CallOutcomes
 

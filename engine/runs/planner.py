@@ -26,7 +26,7 @@ from engine.errors import NotFoundError
 from engine.models import outbox as states
 from engine.models.tables import OUTBOX, RUN
 from engine.runs.materialise import StepRun, materialise_step
-from engine.runs.runner import StepCounts, _due_for_step, run_summary, start_run_in
+from engine.runs.runner import StepCounts, due_for_step, run_summary, start_run_in
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def _project_later_steps(
             select(func.max(OUTBOX.c.sent_at)).where(OUTBOX.c.run_id == run_id, OUTBOX.c.step == k - 1)
         ).scalar()
         base = max(base + wait, fired)
-        source = _due_for_step(run_id, k, wait, base + dt.timedelta(days=3650))
+        source = due_for_step(run_id, k, wait, base + dt.timedelta(days=3650))
         step_run = StepRun(run_id, campaign.key, definition, k, base, base.astimezone(zone).date())
         if latest is not None:
             materialise_step(connection, config, step_run, source, now=base)

@@ -285,7 +285,7 @@ class AdvanceSummary:
     runs_done: list[int]
 
 
-def _due_for_step(run_id: int, step: int, wait: dt.timedelta, now: dt.datetime) -> Any:
+def due_for_step(run_id: int, step: int, wait: dt.timedelta, now: dt.datetime) -> Any:
     """Customers whose previous step was contacted at least ``wait`` ago and have no row for ``step`` yet."""
     previous = OUTBOX.alias("previous")
     later = OUTBOX.alias("later")
@@ -317,7 +317,7 @@ def advance_in(
             continue
         definition = campaign.campaign
         for k in range(1, min(steps, len(definition.steps))):
-            source = _due_for_step(run_id, k, definition.steps[k].wait_delta, now)
+            source = due_for_step(run_id, k, definition.steps[k].wait_delta, now)
             due = connection.execute(select(func.count()).select_from(source.subquery())).scalar_one()
             if not due:
                 continue

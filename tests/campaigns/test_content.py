@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.campaigns.content import ContentRenderer, TemplateRenderError
+from engine.campaigns.content import ContentRenderer
 from engine.contact_policy.links import sign, unsubscribe_url, verify
+from engine.errors import TemplateRenderError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 from engine.campaigns.loading import load_campaigns
 from engine.config.checked import load_config
-from engine.customers.events import EventConflictError, record_event
+from engine.customers.events import record_event
+from engine.errors import IdempotencyConflictError
 from engine.models import CampaignRun, OutboxMessage
 from engine.models import outbox as states
 from engine.runs.planner import plan
@@ -117,7 +118,7 @@ def test_event_campaign_contacts_each_event_once(db, db_url: str, write_config, 
         "event", "cart_abandoned", "--customer", "A1", "--at", "2026-03-02T10:00", "--key", "k1", env=env
     )
     assert "already recorded" in again.stdout
-    with pytest.raises(EventConflictError, match="recorded for a different event"):
+    with pytest.raises(IdempotencyConflictError, match="recorded for a different event"):
         record_event(db, boris, "cart_abandoned", key="k1", source="cli")
     # older than max_lateness (1d) when the campaign first polls: stale, never acted on
     record_event(db, boris, "cart_abandoned", occurred_at=NOON - dt.timedelta(days=3))

@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.channels import OutgoingMessage, message_id
-from engine.channels.email_message import HeaderInjectionError, build_email, html_to_text
+from engine.channels.email_message import build_email, html_to_text
 from engine.channels.mime_template import MimeTemplate, email_bytes, encode_body
+from engine.errors import HeaderInjectionError
 
 SENDER = "Магазин «Ромашка» <news@shop.example>"
 HTML = """<!DOCTYPE html>

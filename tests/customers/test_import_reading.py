@@ -13,14 +13,13 @@ from hypothesis import strategies as st
 from engine.customers.importing.columns import CUSTOMER_FIELDS, header_scorer
 from engine.customers.importing.normalise import (
     DateReader,
-    FieldError,
     NumberReader,
     parse_bool,
     parse_email,
     parse_phone,
 )
 from engine.customers.importing.reader import open_table
-from engine.errors import ImportFileError
+from engine.errors import FieldError, ImportFileError
 
 
 @pytest.mark.parametrize(

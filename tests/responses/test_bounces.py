@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from engine.channels import message_id
-from engine.errors import ImportFileError
+from engine.errors import ImportFileError, NotADeliveryReport
 from engine.models import outbox as states
 from engine.responses.bounce_import import import_bounces
-from engine.responses.bounces import NotADeliveryReport, parse_report
+from engine.responses.bounces import parse_report
 from tests.factories import utc
 from tests.outbox.factories import OUTBOX, add_run, queue
 from tests.responses.workspace import (

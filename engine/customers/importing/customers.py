@@ -45,7 +45,6 @@ from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, updat
 
 from engine.customers.importing.columns import CUSTOMER_FIELDS
 from engine.customers.importing.normalise import (
-    FieldError,
     clean_text,
     is_empty,
     parse_bool,
@@ -61,7 +60,7 @@ from engine.customers.importing.options import ImportOptions
 from engine.customers.importing.pipeline import PreparedImport, prepare_import, run_import, wrong_width
 from engine.customers.importing.reader import Cell, SourceRow
 from engine.customers.importing.summary import ImportSummary
-from engine.errors import ConfigValueError
+from engine.errors import ConfigValueError, FieldError
 from engine.models import CONSENT_CHANNELS, LIFECYCLE_STAGES
 from engine.models.tables import CUSTOMER, SOURCE_RECORD
 from engine.sql.statements import allocate_ids

@@ -17,13 +17,11 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from engine.customers.importing.reader import Cell, cell_text
-from engine.errors import ConfigValueError
+from engine.errors import ConfigValueError, FieldError
 
 UTC = dt.UTC
 
 
-class FieldError(ValueError):
-    """One cell cannot be read; the message says why (the caller adds the field name)."""
 
 
 def is_empty(cell: Cell | None) -> bool:

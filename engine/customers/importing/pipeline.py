@@ -21,12 +21,12 @@ from engine.clock import utcnow
 from engine.customers.importing.batch import finish_batch, start_batch
 from engine.customers.importing.columns import ColumnMapping, header_scorer, map_columns
 from engine.customers.importing.detection import DateEvidence, DecimalEvidence
-from engine.customers.importing.normalise import DateReader, FieldError, NumberReader, zone
+from engine.customers.importing.normalise import DateReader, NumberReader, zone
 from engine.customers.importing.options import ImportOptions
 from engine.customers.importing.reader import SourceRow, TableFile, open_table
 from engine.customers.importing.rejects import RejectsWriter, default_rejects_path
 from engine.customers.importing.summary import ImportSummary
-from engine.errors import ConfigValueError, ImportFileError
+from engine.errors import ConfigValueError, FieldError, ImportFileError
 
 CHUNK_ROWS = 5000
 ItemT = TypeVar("ItemT")

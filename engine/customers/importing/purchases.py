@@ -34,14 +34,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.orm import aliased
 
 from engine.customers.importing.columns import PURCHASE_FIELDS
-from engine.customers.importing.normalise import (
-    FieldError,
-    clean_text,
-    is_empty,
-    parse_email,
-    parse_phone,
-    phone_region,
-)
+from engine.customers.importing.normalise import clean_text, is_empty, parse_email, parse_phone, phone_region
 from engine.customers.importing.options import ImportOptions
 from engine.customers.importing.pipeline import (
     PreparedImport,
@@ -61,7 +54,7 @@ from engine.customers.importing.references import (
     row_reference,
 )
 from engine.customers.importing.summary import ImportSummary
-from engine.errors import ImportFileError
+from engine.errors import FieldError, ImportFileError
 from engine.loyalty.batch.accrual import AccrualResult, accrue_purchases
 from engine.loyalty.batch.refund_batch import refund_imported
 from engine.loyalty.programme.definition import Programme

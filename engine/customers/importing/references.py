@@ -19,8 +19,9 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from engine.customers.importing.normalise import FieldError, clean_text, parse_email, parse_phone
+from engine.customers.importing.normalise import clean_text, parse_email, parse_phone
 from engine.customers.importing.reader import Cell
+from engine.errors import FieldError
 from engine.models.tables import CUSTOMER, SOURCE_RECORD
 
 References = dict[tuple[str, str], int | None]

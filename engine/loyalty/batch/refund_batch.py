@@ -37,7 +37,7 @@ from sqlalchemy import (
 
 from engine.clock import utcnow
 from engine.db.engines import write_transaction
-from engine.errors import LoyaltyError
+from engine.errors import IdempotencyConflictError, LoyaltyError
 from engine.loyalty.ledger.account_lock import lock_accounts
 from engine.loyalty.ledger.core import Receipt
 from engine.loyalty.ledger.posting import canonical, customer_label_sql, request_hash
@@ -100,7 +100,7 @@ def refund_imported(
             amount = abs(Decimal(row.amount))
             done = refund(engine, programme, key=key, order=row.order, amount=amount, now=now)
             applied += 0 if done.replayed else 1
-        except LoyaltyError as exc:  # e.g. refunds adding up to more than the order: left for people to see
+        except (LoyaltyError, IdempotencyConflictError) as exc:  # e.g. refunds over the order: left to see
             log.warning("loyalty %s: refund %s not applied: %s", programme.name, row.external_id, exc)
     return applied
 

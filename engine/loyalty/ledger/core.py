@@ -183,7 +183,7 @@ def _run_locked(
         if not imported and (
             existing.request_hash != request_hash(command, request) or existing.command != command
         ):
-            raise IdempotencyConflictError(programme.name, key, existing.command)
+            raise IdempotencyConflictError.command(programme.name, key, existing.command)
         if imported:
             account = account_row(connection, ids[report])
             stored.update(
