@@ -210,8 +210,6 @@ class InsufficientPointsError(LoyaltyError):
         super().__init__(f"{account}: {wanted} points asked, {available} available")
 
 
-
-
 class HoldClosedError(LoyaltyError):
     """A hold that was already captured, voided or timed out."""
 

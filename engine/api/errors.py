@@ -84,8 +84,6 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody, "description": _MEANINGS[status]} for status in statuses}
 
 
-
-
 def error_body(code: str, detail: Any, **extra: Any) -> dict[str, Any]:
     """The JSON body of every error answer."""
     return {"error": code, "detail": detail, **extra}

@@ -54,8 +54,6 @@ _PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-
-
 def _page(status: int, title: str, **values: Any) -> HTMLResponse:
     html = _PAGES.get_template("unsubscribe.html.j2").render(title=title, **values)
     return HTMLResponse(html, status_code=status, headers=HEADERS)

@@ -30,8 +30,6 @@ _DOT_AFTER_LINE_BREAK = re.compile(rb"\n\.")
 _END_OF_DATA = b".\r\n"
 
 
-
-
 def dot_stuffed(data: bytes) -> bytes:
     """``data`` (CRLF lines, ending with CRLF) with a ``.`` added before each line that starts with one."""
     if _DOT_AFTER_LINE_BREAK.search(data) is not None:  # a regex finds it faster than ``in``

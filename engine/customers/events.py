@@ -24,8 +24,6 @@ from engine.models.tables import EVENT
 _NAME = re.compile(r"^[a-z0-9_.-]{1,100}$")
 
 
-
-
 @dataclass(frozen=True)
 class RecordedEvent:
     """An event as stored; ``created`` is False when the key had been recorded before."""

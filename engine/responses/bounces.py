@@ -37,8 +37,6 @@ _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _BASIC = re.compile(r"\b([245])\d\d\b")
 
 
-
-
 @dataclass(frozen=True)
 class RecipientStatus:
     """What the reporting server says about one recipient."""

@@ -22,8 +22,6 @@ from engine.errors import ConfigValueError, FieldError
 UTC = dt.UTC
 
 
-
-
 def is_empty(cell: Cell | None) -> bool:
     """True for a missing or blank cell."""
     return cell is None or (isinstance(cell, str) and not cell.strip())
