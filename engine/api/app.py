@@ -8,8 +8,8 @@ from sqlalchemy import Engine
 from engine.api import events, health, loyalty, tracking, unsubscribe
 from engine.api.errors import install_error_handlers
 from engine.api.limits import BodySizeLimit
-from engine.config.checked import Config
-from engine.db.engines import make_engine
+from engine.config import Config
+from engine.db import make_engine
 
 
 def create_app(config: Config, engine: Engine | None = None) -> FastAPI:

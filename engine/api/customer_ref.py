@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, or_, select
 
 from engine.errors import ApiError, NotFoundError
-from engine.models.tables import CUSTOMER
+from engine.models import CUSTOMER
 
 
 @dataclass(frozen=True)

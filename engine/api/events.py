@@ -19,7 +19,7 @@ from engine.api.customer_ref import find_customer
 from engine.api.fields import CustomerRef, EventName, Instant, JsonObject
 from engine.api.idempotency import OPENAPI, RESPONSES, idempotency_key, mark_replay
 from engine.api.keys import ApiKeyInfo
-from engine.customers.events import record_event
+from engine.customers import record_event
 
 router = APIRouter(prefix="/v1", tags=["events"])
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from engine.db.schema import head_revision
+from engine.db import head_revision
 
 router = APIRouter(tags=["health"])
 

@@ -24,8 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.clock import utcnow
 from engine.errors import ConfigValueError, NotFoundError
-from engine.models.api_key import API_SCOPES
-from engine.models.tables import API_KEY
+from engine.models import API_KEY, API_SCOPES
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _KEY = re.compile(r"^crm_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")

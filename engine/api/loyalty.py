@@ -30,12 +30,18 @@ from engine.api.loyalty_models import (
     StatementOut,
 )
 from engine.errors import ApiError, NotFoundError
-from engine.loyalty.ledger.core import Receipt
-from engine.loyalty.ledger.earning import earn_event, earn_purchase
-from engine.loyalty.ledger.redemption import capture, redeem, void
-from engine.loyalty.ledger.refunds import refund
-from engine.loyalty.ledger.statement import balance, statement
-from engine.loyalty.programme.definition import Programme, programme_named
+from engine.loyalty.ledger import (
+    Receipt,
+    balance,
+    capture,
+    earn_event,
+    earn_purchase,
+    redeem,
+    refund,
+    statement,
+    void,
+)
+from engine.loyalty.programme import Programme, programme_named
 
 T = TypeVar("T")
 READS = documented(401, 403, 404, 422, 503)

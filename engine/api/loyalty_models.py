@@ -23,8 +23,7 @@ from engine.api.fields import (
     Quantity,
     ShortName,
 )
-from engine.loyalty.ledger.core import Receipt
-from engine.loyalty.ledger.statement import Balance, Statement
+from engine.loyalty.ledger import Balance, Receipt, Statement
 
 
 class _Request(BaseModel):

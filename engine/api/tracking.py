@@ -18,9 +18,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from engine.contact_policy.links import read_click, read_open
+from engine.contact_policy import read_click, read_open
 from engine.errors import NotFoundError
-from engine.responses.tracking import record_click, record_open
+from engine.responses import record_click, record_open
 
 router = APIRouter(tags=["tracking"])
 

@@ -27,12 +27,12 @@ from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from engine.campaigns.loading import load_campaigns
-from engine.config.checked import Config
-from engine.contact_policy.links import UnsubscribeLink, read_unsubscribe
-from engine.db.engines import write_transaction
+from engine.campaigns import load_campaigns
+from engine.config import Config
+from engine.contact_policy import Contacts, UnsubscribeLink, contacts, read_unsubscribe
+from engine.db import write_transaction
 from engine.errors import BodyTooLargeError, ConfigError, NotFoundError
-from engine.responses.unsubscribe import EMAIL_ONLY, SCOPES, Contacts, contacts, mask_email, unsubscribe
+from engine.responses import EMAIL_ONLY, SCOPES, mask_email, unsubscribe
 
 router = APIRouter(tags=["unsubscribe"])
 

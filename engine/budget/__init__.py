@@ -2,3 +2,33 @@
 
 See docs/budget.md for the exact semantics and the JSON schema.
 """
+
+from __future__ import annotations
+
+from engine.budget.actual import RAN_STATES, first_runs
+from engine.budget.budget_diff import BudgetDiff, budget_diff
+from engine.budget.budget_files import budgets_folder, load_budgets
+from engine.budget.contact_matrix import budget_report
+from engine.budget.enforcement import SpendingLimits, binding
+from engine.budget.html_report import write_html
+from engine.budget.report import BudgetReport, Total, csv_rows
+from engine.budget.what_if import apply_overrides
+from engine.budget.workbook import write_workbook
+
+__all__ = [
+    "RAN_STATES",
+    "BudgetDiff",
+    "BudgetReport",
+    "SpendingLimits",
+    "Total",
+    "apply_overrides",
+    "binding",
+    "budget_diff",
+    "budget_report",
+    "budgets_folder",
+    "csv_rows",
+    "first_runs",
+    "load_budgets",
+    "write_html",
+    "write_workbook",
+]

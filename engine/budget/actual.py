@@ -19,10 +19,10 @@ from sqlalchemy import ColumnElement, Connection, and_, func, literal, select
 from sqlalchemy.sql import Subquery
 
 from engine.budget.report import ActualLine, as_money
+from engine.models import OUTBOX, RUN
 from engine.models import outbox as states
-from engine.models.tables import OUTBOX, RUN
-from engine.reporting.periods import Period
-from engine.sql.types import UtcDateTime
+from engine.reporting import Period
+from engine.sql import UtcDateTime
 
 #: runs that count as having run: their audience was queued
 RAN_STATES = (states.RUN_RUNNING, states.RUN_QUEUED, states.RUN_DONE)

@@ -22,15 +22,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, and_, case, func, literal, not_, select
 from sqlalchemy.sql import Select
 
-from engine.contact_policy.reach import (
-    Lookups,
-    consent_expression,
-    recipient_expression,
-    suppressed_expression,
-)
+from engine.contact_policy import Lookups, consent_expression, recipient_expression, suppressed_expression
+from engine.models import CUSTOMER, MEMBERSHIP, OUTBOX, RUN, SUPPRESSION
 from engine.models import outbox as states
-from engine.models.tables import CUSTOMER, MEMBERSHIP, OUTBOX, RUN, SUPPRESSION
-from engine.sql.types import UtcDateTime
+from engine.sql import UtcDateTime
 
 Pattern = frozenset[str]
 

@@ -19,10 +19,9 @@ from sqlalchemy import Engine
 from engine.budget.budget_files import load_budgets
 from engine.budget.contact_matrix import budget_report
 from engine.budget.report import BudgetReport, money, number
-from engine.campaigns.loading import load_campaigns
-from engine.config.checked import Config, load_config
-from engine.config.revision import checkout_config
-from engine.reporting.periods import Period
+from engine.campaigns import load_campaigns
+from engine.config import Config, checkout_config, load_config
+from engine.reporting import Period
 
 
 @dataclass(frozen=True)

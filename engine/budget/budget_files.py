@@ -33,14 +33,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engine.campaigns.loading import CampaignFile
-from engine.channels.unit_costs import named_in_prices
-from engine.config.checked import Config
+from engine.campaigns import CampaignFile
+from engine.channels import named_in_prices
+from engine.config import Config
 from engine.errors import ConfigError, ConfigErrors, ConfigValueError
-from engine.reporting.periods import Period
-from engine.settings.config_toml import read_model
-from engine.settings.strategy import Strategy
-from engine.settings.toml_lines import find_line
+from engine.reporting import Period
+from engine.settings import Strategy, find_line, read_model
 
 
 class _Strict(BaseModel):

@@ -20,7 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter
 
 from engine.budget.report import BudgetReport
-from engine.reporting.charts import ACTUAL, APPROVED, PLAN, empty_chart, new_figure, png_bytes
+from engine.reporting import ACTUAL, APPROVED, PLAN, empty_chart, new_figure, png_bytes
 
 
 def _amounts(axis: Axes, which: Literal["x", "y"], currency: str) -> None:

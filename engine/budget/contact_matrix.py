@@ -37,15 +37,12 @@ from engine.budget.actual import actual_lines
 from engine.budget.audience_counts import Reach, observed_reach, segment_reach
 from engine.budget.budget_files import Budgets, load_budgets
 from engine.budget.report import BudgetReport, PlanLine
-from engine.campaigns.control_group import control_size
-from engine.campaigns.definition import Campaign
-from engine.campaigns.firings import firings
-from engine.campaigns.loading import CampaignFile, load_campaigns
-from engine.channels.unit_costs import UnitCosts
+from engine.campaigns import Campaign, CampaignFile, control_size, firings, load_campaigns
+from engine.channels import UnitCosts
 from engine.clock import local_instant, utcnow
-from engine.config.checked import Config
-from engine.models.tables import SEGMENT
-from engine.reporting.periods import Period
+from engine.config import Config
+from engine.models import SEGMENT
+from engine.reporting import Period
 
 TRIGGERED = ("on_segment_entry", "on_event", "anniversary")
 

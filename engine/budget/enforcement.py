@@ -39,11 +39,11 @@ from sqlalchemy import ColumnElement, Connection, and_, func, literal, not_, sel
 from engine.budget.actual import first_runs
 from engine.budget.budget_files import BudgetFile, Budgets, load_budgets
 from engine.budget.report import as_money
-from engine.campaigns.definition import Campaign
-from engine.config.checked import Config
+from engine.campaigns import Campaign
+from engine.config import Config
+from engine.models import OUTBOX, RUN
 from engine.models import outbox as states
-from engine.models.tables import OUTBOX, RUN
-from engine.sql.types import UtcDateTime
+from engine.sql import UtcDateTime
 
 #: rows whose cost counts against a period's budget: waiting to be sent, or sent
 PERIOD_STATES = (*states.WAITING_STATES, *states.CONTACTED_STATES)

@@ -19,8 +19,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from engine.budget.charts import channel_chart, segment_chart, strategy_chart
 from engine.budget.report import DIMENSIONS, BudgetReport, ContactMatrix, MatrixCell, Total, number
-from engine.reporting.files import write_atomically
-from engine.reporting.html import Chart, format_count, format_money, png_data_uri
+from engine.reporting import Chart, format_count, format_money, png_data_uri, write_atomically
 
 TEMPLATE = "budget_report.html.j2"
 

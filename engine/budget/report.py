@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.budget.budget_files import BudgetFile, budget_data
-from engine.reporting.periods import Period
+from engine.reporting import Period
 
 SCHEMA = "crm-engine/budget/1"
 CENT = Decimal("0.01")

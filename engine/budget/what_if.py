@@ -27,12 +27,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from engine.budget.budget_files import BudgetDefinition, BudgetFile, Budgets
-from engine.campaigns.definition import Campaign
-from engine.campaigns.loading import CampaignFile
-from engine.config.checked import Config
+from engine.campaigns import Campaign, CampaignFile
+from engine.config import Config
 from engine.errors import ConfigValueError, NotFoundError
-from engine.reporting.periods import Period
-from engine.settings.channels import ChannelsSection
+from engine.reporting import Period
+from engine.settings import ChannelsSection
 
 _PART = re.compile(r"([A-Za-z0-9_-]+)(?:\[(\d+)\])?")
 

@@ -35,8 +35,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from engine.budget.report import BudgetReport
-from engine.reporting.files import save_workbook
-from engine.reporting.spreadsheet import formula_safe
+from engine.reporting import formula_safe, save_workbook
 
 MONEY = "#,##0.00"
 COUNT = "#,##0"

@@ -20,7 +20,7 @@ import css_inline
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
-from engine.channels.email_message import html_to_text
+from engine.channels import html_to_text
 from engine.errors import TemplateRenderError
 
 

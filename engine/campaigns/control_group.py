@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement
 
-from engine.models.tables import OUTBOX
+from engine.models import OUTBOX
 from engine.rules import bucket_expression
 
 #: hash range that orders customers for the control group (the high 16 bits of the hash)

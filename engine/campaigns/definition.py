@@ -15,8 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engine.settings.durations import parse_duration
-from engine.settings.strategy import Strategy
+from engine.settings import Strategy, parse_duration
 
 #: the kinds of channel a step may use
 CHANNELS: tuple[str, ...] = ("call", "email", "meeting", "post", "sms")

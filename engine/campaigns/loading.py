@@ -21,11 +21,10 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from engine.campaigns.definition import RESPONSE_CONDITIONS, Campaign
 from engine.campaigns.schedules import BusinessCronTrigger
-from engine.config.checked import Config
+from engine.config import Config
 from engine.errors import ConfigError, ConfigErrors, ConfigValueError, RuleError
 from engine.rules import RuleType, compile_expression, compile_rule
-from engine.settings.config_toml import read_model
-from engine.settings.toml_lines import find_line
+from engine.settings import find_line, read_model
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from sqlalchemy import Engine
 
 from engine.campaigns.content import ContentRenderer
 from engine.campaigns.loading import CampaignFile, campaigns_folder, load_campaigns
-from engine.config.checked import Config
-from engine.contact_policy.links import unsubscribe_url
-from engine.customers.profile import CustomerProfile, customer_profile
+from engine.config import Config
+from engine.contact_policy import unsubscribe_url
+from engine.customers import CustomerProfile, customer_profile
 from engine.errors import NotFoundError
 
 PREVIEW_SECRET = "preview-only-secret"  # previews are never sent; real links need [links].secret

@@ -15,14 +15,24 @@ from engine.channels.base import (
     message_id,
 )
 from engine.channels.call_list import CallListChannel, schedule_calls
+from engine.channels.email_message import html_to_text
 from engine.channels.maildir_email import MaildirEmailChannel
 from engine.channels.meeting_list import MeetingListChannel
 from engine.channels.memory import MemoryChannel
 from engine.channels.postal_list import PostalListChannel
+from engine.channels.registry import (
+    LIST_CHANNELS,
+    business_day,
+    check_channel_name,
+    delivers_on_send,
+    open_channel,
+)
 from engine.channels.sms_webhook import SmsGatewaySettings, SmsWebhookChannel
 from engine.channels.smtp_email import SmtpEmailChannel, SmtpSettings
+from engine.channels.unit_costs import UnitCosts, named_in_prices
 
 __all__ = [
+    "LIST_CHANNELS",
     "CallListChannel",
     "Channel",
     "DeliveryResult",
@@ -37,6 +47,13 @@ __all__ = [
     "SmsWebhookChannel",
     "SmtpEmailChannel",
     "SmtpSettings",
+    "UnitCosts",
+    "business_day",
+    "check_channel_name",
+    "delivers_on_send",
+    "html_to_text",
     "message_id",
+    "named_in_prices",
+    "open_channel",
     "schedule_calls",
 ]

@@ -19,7 +19,7 @@ from typing import Any
 import openpyxl
 
 from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage, SendJournal
-from engine.reporting.spreadsheet import formula_safe
+from engine.reporting import formula_safe
 
 
 def _slug(text: str) -> str:

@@ -22,10 +22,10 @@ from engine.channels.postal_list import PostalListChannel
 from engine.channels.sms_webhook import SmsGatewaySettings, SmsWebhookChannel
 from engine.channels.smtp_email import SmtpEmailChannel, SmtpSettings
 from engine.errors import ConfigValueError, NotFoundError
-from engine.settings.channels import CHANNEL_NAMES
+from engine.settings import CHANNEL_NAMES
 
 if TYPE_CHECKING:
-    from engine.config.checked import Config
+    from engine.config import Config
 
 #: channels that write files people work through, one set of files per local day
 LIST_CHANNELS: tuple[str, ...] = ("call", "meeting", "post")

@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from engine.settings.channels import CHANNEL_NAMES, ChannelsSection, PriceChange
+from engine.settings import CHANNEL_NAMES, ChannelsSection, PriceChange
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from engine.api.keys import create_api_key, list_api_keys, revoke_api_key
+from engine.api import create_api_key, list_api_keys, revoke_api_key
 from engine.cli.app import console, print_json, state
 
 group = typer.Typer(

@@ -14,8 +14,8 @@ from rich.console import Console
 from sqlalchemy import Engine
 
 from engine.clock import local_instant
-from engine.config.checked import Config, load_config
-from engine.db.engines import make_engine, require_schema
+from engine.config import Config, load_config
+from engine.db import make_engine, require_schema
 from engine.errors import ConfigValueError
 
 app = typer.Typer(

@@ -9,8 +9,7 @@ from rich.table import Table
 
 from engine.cli.app import console, print_json, state
 from engine.errors import ConfigValueError
-from engine.responses.bounce_import import import_bounces, list_bounces
-from engine.responses.bounces import HARD, SOFT
+from engine.responses import HARD, SOFT, import_bounces, list_bounces
 
 group = typer.Typer(
     help="Bounces: delivery status notifications, hard and soft, and the suppression they lead to.\n\n"

@@ -14,18 +14,22 @@ import typer
 from rich import box
 from rich.table import Table
 
-from engine.budget.budget_diff import BudgetDiff, budget_diff
-from engine.budget.budget_files import load_budgets
-from engine.budget.contact_matrix import budget_report
-from engine.budget.report import BudgetReport, Total, csv_rows
-from engine.budget.what_if import apply_overrides
-from engine.campaigns.loading import load_campaigns
+from engine.budget import (
+    BudgetDiff,
+    BudgetReport,
+    Total,
+    apply_overrides,
+    budget_diff,
+    budget_report,
+    csv_rows,
+    load_budgets,
+)
+from engine.campaigns import load_campaigns
 from engine.cli.app import console, print_json, state
 from engine.clock import utcnow
-from engine.config.checked import Config
+from engine.config import Config
 from engine.errors import ConfigValueError
-from engine.reporting.periods import Period
-from engine.reporting.spreadsheet import formula_safe
+from engine.reporting import Period, formula_safe
 
 FORMATS = ("table", "json", "csv", "xlsx", "html")
 RELATIVE = {"current": 0, "next": 1, "previous": -1, "last": -1}
@@ -248,11 +252,11 @@ def budget(
     else:
         target = output or Path(f"budget-{chosen.label.replace('..', '_')}.{output_format}")
         if output_format == "xlsx":
-            from engine.budget.workbook import write_workbook
+            from engine.budget import write_workbook
 
             write_workbook(report, target)
         else:
-            from engine.budget.html_report import write_html
+            from engine.budget import write_html
 
             write_html(report, target)
         console.print(f"wrote {target} (plan {_money(report.plan_total)} {report.currency})")

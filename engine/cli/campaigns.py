@@ -11,19 +11,24 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
-from engine.campaigns.firings import last_firing
-from engine.campaigns.loading import load_campaigns
+from engine.campaigns import last_firing, load_campaigns
 from engine.cli.app import console, print_json, state
 from engine.clock import utcnow
-from engine.config.checked import Config
-from engine.customers.events import record_event
-from engine.customers.profile import find_customer_id
+from engine.config import Config
+from engine.customers import find_customer_id, record_event
 from engine.errors import ConfigValueError, NotFoundError
 from engine.models import outbox as states
-from engine.runs.plan_diff import PlanDiff, plan_diff
-from engine.runs.planner import Plan, plan
-from engine.runs.runner import RunSummary, StepCounts, run_summary, start_run
-from engine.runs.winner import send_winner
+from engine.runs import (
+    Plan,
+    PlanDiff,
+    RunSummary,
+    StepCounts,
+    plan,
+    plan_diff,
+    run_summary,
+    send_winner,
+    start_run,
+)
 
 #: the order reasons are shown in: waiting and made first, then why others were left out
 STATE_ORDER = (
@@ -168,8 +173,8 @@ def _print_run(summary: RunSummary, currency: str) -> None:
 
 def _drain_run(engine: Engine, config: Config, run_id: int) -> RunSummary:
     """Send what run ``run_id`` has due, advance later steps, and summarise the run."""
-    from engine.outbox.worker import drain
-    from engine.runs.runner import advance, run_summary
+    from engine.outbox import drain
+    from engine.runs import advance, run_summary
 
     drain(engine, config, until_idle=True, run_id=run_id)
     advance(engine, config)

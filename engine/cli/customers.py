@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from engine.cli.app import console, print_json, state
-from engine.customers.profile import customer_profile
+from engine.customers import customer_profile
 
 group = typer.Typer(
     help="Look at customers.\n\nExample: crm customers show C000123",

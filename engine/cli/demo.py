@@ -14,13 +14,10 @@ from rich.table import Table
 from engine.cli.app import console, state
 from engine.cli.budget import print_report
 from engine.cli.campaigns import steps_table
-from engine.demo.evaluation import EVALUATED_DAYS, DemoEvaluation
-from engine.demo.loyalty import DemoLoyalty
-from engine.demo.workspace import ClassShare, DemoResult, run_demo
-from engine.evaluation.programme_output import funnel_table, indicator_tables
-from engine.evaluation.report_output import campaign_tables
-from engine.loyalty.finance.output import liability_tables
-from engine.segments.membership import list_segments
+from engine.demo import EVALUATED_DAYS, ClassShare, DemoEvaluation, DemoLoyalty, DemoResult, run_demo
+from engine.evaluation import campaign_tables, funnel_table, indicator_tables
+from engine.loyalty.finance import liability_tables
+from engine.segments import list_segments
 
 
 def _shares(title: str, key: str, rows: list[ClassShare]) -> Table:

@@ -7,11 +7,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from engine.campaigns.loading import campaigns_folder
+from engine.campaigns import campaigns_folder
 from engine.cli.app import console, print_json, state
 from engine.customers.importing import ImportOptions, ImportSummary, import_customers, import_purchases
 from engine.errors import ConfigValueError
-from engine.responses.response_import import import_responses
+from engine.responses import import_responses
 
 group = typer.Typer(
     help="Import customers, purchases and responses from CSV or XLSX files.\n\n"

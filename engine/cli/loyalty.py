@@ -19,16 +19,24 @@ from rich.table import Table
 
 from engine.cli import loyalty_batch, loyalty_finance
 from engine.cli.app import console, parse_instant, print_json, state
-from engine.config.checked import Config
+from engine.config import Config
 from engine.errors import ConfigValueError
-from engine.loyalty.ledger.audit import audit
-from engine.loyalty.ledger.core import Receipt
-from engine.loyalty.ledger.earning import earn_event, earn_purchase
-from engine.loyalty.ledger.member_moves import adjust, merge, transfer
-from engine.loyalty.ledger.redemption import capture, redeem, void
-from engine.loyalty.ledger.refunds import refund
-from engine.loyalty.ledger.statement import balance, statement
-from engine.loyalty.programme.definition import Programme, programme_named
+from engine.loyalty.ledger import (
+    Receipt,
+    adjust,
+    audit,
+    balance,
+    capture,
+    earn_event,
+    earn_purchase,
+    merge,
+    redeem,
+    refund,
+    statement,
+    transfer,
+    void,
+)
+from engine.loyalty.programme import Programme, programme_named
 
 loyalty_app = typer.Typer(
     name="loyalty",

@@ -11,11 +11,17 @@ from rich.table import Table
 
 from engine.cli.app import console, parse_instant, print_json, state
 from engine.clock import utcnow
-from engine.customers.profile import find_customer_id
+from engine.customers import find_customer_id
 from engine.errors import ConfigValueError
-from engine.loyalty.batch.expiry import activate_due, expire_due, preview_expiry
-from engine.loyalty.batch.tiers import recompute_tiers, set_tier_override, tier_report
-from engine.loyalty.programme.definition import Programme, programme_named
+from engine.loyalty.batch import (
+    activate_due,
+    expire_due,
+    preview_expiry,
+    recompute_tiers,
+    set_tier_override,
+    tier_report,
+)
+from engine.loyalty.programme import Programme, programme_named
 
 PROGRAMME = typer.Option(
     None, "--programme", "-p", help="the programme (default: the only one in config.toml)"

@@ -9,12 +9,12 @@ import typer
 
 from engine.cli.app import check_output_format, parse_instant, state
 from engine.cli.report_emit import emit_report
-from engine.config.checked import Config
+from engine.config import Config
 from engine.errors import ConfigValueError
 from engine.loyalty.finance import output as finance_output
 from engine.loyalty.finance import reports as finance
-from engine.loyalty.programme.definition import Programme, programme_named
-from engine.reporting.periods import Period
+from engine.loyalty.programme import Programme, programme_named
+from engine.reporting import Period
 
 
 def _period(text: str, option: str) -> Period:

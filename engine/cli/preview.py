@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from engine.campaigns.preview import preview as render_preview
+from engine.campaigns import preview as render_preview
 from engine.cli.app import console, state
 
 

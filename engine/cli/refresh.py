@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from engine.cli.app import console, print_json, state
-from engine.segments.refresh import refresh_all
+from engine.segments import refresh_all
 
 
 def refresh(

@@ -9,8 +9,7 @@ import typer
 
 from engine.cli.app import check_output_format, parse_instant, state
 from engine.cli.report_emit import emit_report
-from engine.evaluation import report_output
-from engine.evaluation.campaign_report import campaign_report
+from engine.evaluation import campaign_report, report_output
 
 
 def campaigns(

@@ -14,7 +14,7 @@ from openpyxl import Workbook
 from rich.console import RenderableType
 
 from engine.cli.app import console, print_json, to_jsonable
-from engine.reporting.files import safe_rows, save_workbook
+from engine.reporting import safe_rows, save_workbook
 
 
 def emit_report(

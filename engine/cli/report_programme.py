@@ -11,12 +11,10 @@ import typer
 from engine.cli.app import check_output_format, console, parse_instant, state
 from engine.cli.report_emit import emit_report
 from engine.clock import utcnow
-from engine.config.checked import Config
+from engine.config import Config
 from engine.errors import ConfigValueError
+from engine.evaluation import lifecycle_funnel, programme_indicators, segment_migration
 from engine.evaluation import programme_output as output_forms
-from engine.evaluation.funnel import lifecycle_funnel
-from engine.evaluation.indicators import programme_indicators
-from engine.evaluation.migration_matrix import segment_migration
 
 FORMAT = typer.Option("table", "--format", "-f", help="table | json | csv | xlsx")
 OUTPUT = typer.Option(None, "--output", "-o", help="file to write (required for xlsx)")
@@ -147,9 +145,7 @@ def html(
     Example: crm report html reports/
     Example: crm report html /tmp/crm-report --periods 6
     """
-    from engine.evaluation.campaign_page import write_campaign_pages
-    from engine.evaluation.campaign_report import campaign_report
-    from engine.evaluation.overview_page import write_overview
+    from engine.evaluation import campaign_report, write_campaign_pages, write_overview
 
     config = state.config()
     engine = state.engine(config)

@@ -11,8 +11,8 @@ import typer
 
 from engine.cli.app import console, print_json, state
 from engine.errors import ConfigValueError
-from engine.scheduler.process import SchedulerOptions, reload_scheduler, run_scheduler
-from engine.settings.durations import parse_duration
+from engine.scheduler import SchedulerOptions, reload_scheduler, run_scheduler
+from engine.settings import parse_duration
 
 
 def _options(trigger_every: str | None, anniversary_at: str | None) -> SchedulerOptions:

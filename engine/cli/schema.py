@@ -6,11 +6,10 @@ import json
 
 import typer
 
-from engine.budget.budget_files import budgets_folder, load_budgets
-from engine.campaigns import campaign_json_schema, load_campaigns
-from engine.campaigns.loading import campaigns_folder
+from engine.budget import budgets_folder, load_budgets
+from engine.campaigns import campaign_json_schema, campaigns_folder, load_campaigns
 from engine.cli.app import console, state
-from engine.db.schema import upgrade
+from engine.db import upgrade
 
 
 def init() -> None:

@@ -6,8 +6,8 @@ import typer
 from rich.table import Table
 
 from engine.cli.app import console, print_json, state
-from engine.segments.membership import list_segments, segment_members, segment_sql
-from engine.sql.dialect import dialect_of
+from engine.segments import list_segments, segment_members, segment_sql
+from engine.sql import dialect_of
 
 group = typer.Typer(
     help="Segments defined in config.toml: counts, members and compiled SQL.\n\n"

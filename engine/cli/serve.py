@@ -8,10 +8,10 @@ import typer
 import uvicorn
 from fastapi import FastAPI
 
-from engine.api.app import create_app
+from engine.api import create_app
 from engine.cli.app import console, state
-from engine.config.checked import load_config
-from engine.db.engines import make_engine
+from engine.config import load_config
+from engine.db import make_engine
 
 
 def application() -> FastAPI:

@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from engine.cli.app import console, print_json, state
-from engine.contact_policy.suppression import list_suppressions, suppress, unsuppress
+from engine.contact_policy import list_suppressions, suppress, unsuppress
 
 group = typer.Typer(
     help="The suppression list: addresses never contacted on a channel.\n\n"

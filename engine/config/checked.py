@@ -23,10 +23,17 @@ from engine.errors import (
     SegmentCycleError,
     UnknownFieldError,
 )
-from engine.loyalty.programme.definition import Programme, compile_programmes
-from engine.rules import Catalogue, Rule, compile_rule
-from engine.rules.fields import CUSTOMER_FIELDS, METRIC_FIELDS, CustomerFields, purchase_catalogue
-from engine.settings.config_toml import Settings, load_settings
+from engine.loyalty.programme import Programme, compile_programmes
+from engine.rules import (
+    CUSTOMER_FIELDS,
+    METRIC_FIELDS,
+    Catalogue,
+    CustomerFields,
+    Rule,
+    compile_rule,
+    purchase_catalogue,
+)
+from engine.settings import Settings, load_settings
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from sqlalchemy import ColumnElement, Connection, case, func, literal, select
 from engine.clock import local_instant
 from engine.contact_policy.caps import Cap
 from engine.contact_policy.quiet_hours import DailyWindow
-from engine.models.tables import CUSTOMER
-from engine.sql.types import UtcDateTime
+from engine.models import CUSTOMER
+from engine.sql import UtcDateTime
 
 TIMED_CHANNELS = ("email", "sms")
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, or_, select, true
 from sqlalchemy.sql import Select
 
-from engine.models.tables import CUSTOMER, SUPPRESSION
+from engine.models import CUSTOMER, SUPPRESSION
 
 #: the customer column holding the address of each channel (meetings are arranged by name)
 RECIPIENT = {"email": "email", "sms": "phone", "call": "phone", "post": "address"}

@@ -15,8 +15,7 @@ import phonenumbers
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from engine.errors import ConfigValueError, NotFoundError
-from engine.models import SUPPRESSION_REASONS
-from engine.models.tables import CUSTOMER, SUPPRESSION
+from engine.models import CUSTOMER, SUPPRESSION, SUPPRESSION_REASONS
 
 SUPPRESSIBLE_CHANNELS: tuple[str, ...] = ("email", "sms", "call", "post")
 

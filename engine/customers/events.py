@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.clock import utcnow
 from engine.errors import ConfigValueError, IdempotencyConflictError
-from engine.models.tables import EVENT
+from engine.models import EVENT
 
 _NAME = re.compile(r"^[a-z0-9_.-]{1,100}$")
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, or_, select
 
 from engine.errors import NotFoundError
-from engine.models.tables import CUSTOMER, MEMBERSHIP, METRIC_VALUE, METRICS, SCORE, SOURCE_RECORD
+from engine.models import CUSTOMER, MEMBERSHIP, METRIC_VALUE, METRICS, SCORE, SOURCE_RECORD
 
 
 @dataclass(frozen=True)

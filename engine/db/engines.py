@@ -18,8 +18,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session
 
 from engine.errors import DatabaseError
-from engine.sql.functions import install_sqlite_functions
-from engine.sql.statements import begin_write, relax_durability
+from engine.sql import begin_write, install_sqlite_functions, relax_durability
 
 
 def normalise_url(url: str) -> str:

@@ -17,10 +17,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from engine.budget.contact_matrix import budget_report
-from engine.budget.report import BudgetReport
-from engine.config.checked import Config
-from engine.reporting.periods import Period
+from engine.budget import BudgetReport, budget_report
+from engine.config import Config
+from engine.reporting import Period
 
 EXAMPLE = Path(__file__).parents[1] / "defaults" / "budgets" / "quarter.toml"
 
@@ -55,8 +54,7 @@ def write_demo_budget(folder: Path, day: dt.date) -> Path:
 
 def demo_budget_reports(engine: Engine, config: Config, day: dt.date) -> DemoBudget:
     """The budget of the demo's quarter, written as budget.xlsx and budget.html beside config.toml."""
-    from engine.budget.html_report import write_html
-    from engine.budget.workbook import write_workbook
+    from engine.budget import write_html, write_workbook
 
     report = budget_report(engine, config, period=Period.containing(day, "quarter"))
     folder = config.path.parent

@@ -20,13 +20,14 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, literal, select
 
-from engine.campaigns.loading import load_campaigns
+from engine.campaigns import load_campaigns
 from engine.clock import local_instant
-from engine.config.checked import Config, load_config
+from engine.config import Config, load_config
+from engine.models import OUTBOX
 from engine.models import outbox as states
-from engine.models.tables import OUTBOX
-from engine.runs.runner import RunSummary, advance, run_summary, start_run
-from engine.sql.types import UtcDateTime
+from engine.outbox import drain
+from engine.runs import RunSummary, advance, run_summary, start_run
+from engine.sql import UtcDateTime
 
 EXAMPLES = Path(__file__).parents[1] / "defaults" / "campaigns"
 DEMO_CAMPAIGNS = ("winback", "churn_call")
@@ -78,8 +79,6 @@ def simulate_sending_day(engine: Engine, config: Config, day: dt.date) -> None:
     Later steps whose wait is over are queued by ``advance`` at the start of
     the day, so a follow-up call goes on that day's call list.
     """
-    from engine.outbox.worker import drain
-
     zone = zoneinfo.ZoneInfo(config.settings.engine.timezone)
     advance(engine, config, now=local_instant(day, dt.time(0), zone))
     end_of_day = local_instant(day + dt.timedelta(days=1), dt.time(0), zone)

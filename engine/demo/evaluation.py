@@ -19,20 +19,25 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from engine.campaigns.loading import load_campaigns
+from engine.campaigns import load_campaigns
 from engine.clock import local_instant
-from engine.config.checked import Config
-from engine.customers.importing.purchases import PurchaseImportSummary, import_purchases
+from engine.config import Config
+from engine.customers.importing import PurchaseImportSummary, import_purchases
 from engine.demo.campaigns import DemoCampaigns, simulate_sending_day
 from engine.demo.responses import EmailResponses, answer_emails, write_call_outcomes, write_purchases
-from engine.evaluation.attribution import AttributionSummary, attribute
-from engine.evaluation.campaign_page import write_campaign_pages
-from engine.evaluation.campaign_report import campaign_report
-from engine.evaluation.figures import CampaignResult
-from engine.evaluation.funnel import Funnel, lifecycle_funnel
-from engine.evaluation.indicators import ProgrammeIndicators, programme_indicators
-from engine.evaluation.overview_page import write_overview
-from engine.responses.response_import import ResponseImportSummary, import_responses
+from engine.evaluation import (
+    AttributionSummary,
+    CampaignResult,
+    Funnel,
+    ProgrammeIndicators,
+    attribute,
+    campaign_report,
+    lifecycle_funnel,
+    programme_indicators,
+    write_campaign_pages,
+    write_overview,
+)
+from engine.responses import ResponseImportSummary, import_responses
 
 #: the days after the campaign day that the demo sends (the winback's follow-up call waits 7 days)
 FOLLOW_UP_DAYS = 7

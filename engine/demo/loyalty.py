@@ -17,19 +17,23 @@ from functools import partial
 
 from sqlalchemy import Engine, func, select
 
-from engine.config.checked import Config
+from engine.config import Config
 from engine.errors import IdempotencyConflictError, LoyaltyError
-from engine.loyalty.batch.accrual import AccrualResult, accrue_purchases
-from engine.loyalty.batch.daily import BatchResult, run_batch
-from engine.loyalty.batch.refund_batch import refund_imported
-from engine.loyalty.finance.reports import LiabilityReport, liability
-from engine.loyalty.ledger.audit import AuditReport, audit
-from engine.loyalty.ledger.earning import earn_event, earn_purchase
-from engine.loyalty.ledger.redemption import capture, redeem
-from engine.loyalty.ledger.refunds import refund
-from engine.loyalty.ledger.statement import Balance, balance
-from engine.loyalty.programme.definition import Programme
-from engine.models.tables import ACCOUNT, CUSTOMER
+from engine.loyalty.batch import AccrualResult, BatchResult, accrue_purchases, refund_imported, run_batch
+from engine.loyalty.finance import LiabilityReport, liability
+from engine.loyalty.ledger import (
+    AuditReport,
+    Balance,
+    audit,
+    balance,
+    capture,
+    earn_event,
+    earn_purchase,
+    redeem,
+    refund,
+)
+from engine.loyalty.programme import Programme
+from engine.models import ACCOUNT, CUSTOMER
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
-from engine.config.checked import Config
+from engine.config import Config
+from engine.models import CUSTOMER, ENGAGED_KINDS, OUTBOX, RESPONSE, RUN
 from engine.models import outbox as states
-from engine.models.tables import CUSTOMER, OUTBOX, RESPONSE, RUN
 
 #: the demo call centre's own codes (``[responses.call_centres.main]`` of the example config)
 CALL_CODES = {
@@ -126,8 +126,7 @@ def answer_emails(engine: Engine, config: Config, maildir: Path, rng: random.Ran
     """Customers open, click and unsubscribe: each one an HTTP request to the API on a loopback port."""
     import httpx
 
-    from engine.api.app import create_app
-    from engine.api.local_server import serving
+    from engine.api import create_app, serving
 
     public = config.settings.links.base_url.rstrip("/")
     opens = clicks = unsubscribes = 0
@@ -159,8 +158,6 @@ def answer_emails(engine: Engine, config: Config, maildir: Path, rng: random.Ran
 
 def engaged_customers(engine: Engine, run_ids: list[int]) -> set[int]:
     """Customers of ``run_ids`` who clicked, replied or engaged on the phone."""
-    from engine.models.response import ENGAGED_KINDS
-
     with engine.connect() as connection:
         return set(
             connection.execute(

@@ -27,9 +27,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select
 
-from engine.db.engines import require_schema
+from engine.db import require_schema
 from engine.errors import ConfigError, EngineError
-from engine.models.tables import CUSTOMER, PURCHASE
+from engine.models import CUSTOMER, PURCHASE
 
 __all__ = ["DemoDataSummary", "generate_demo_data"]
 

@@ -17,19 +17,18 @@ from pathlib import Path
 
 from sqlalchemy import Engine, case, func, select
 
-from engine.config.checked import Config, load_config
+from engine.config import Config, load_config
 from engine.customers.importing import ImportSummary, import_customers
-from engine.db.engines import make_engine
-from engine.db.schema import upgrade
+from engine.db import make_engine, upgrade
 from engine.demo.budget import DemoBudget, demo_budget_reports, write_demo_budget
 from engine.demo.campaigns import DemoCampaigns, run_campaign_day
 from engine.demo.evaluation import DemoEvaluation, evaluate_demo
 from engine.demo.loyalty import DemoLoyalty, run_demo_loyalty
 from engine.demo.shop import DemoDataSummary, generate_demo_data
-from engine.metrics.customer_metrics import business_today
-from engine.models.tables import CUSTOMER, METRICS
-from engine.segments.refresh import RefreshResult, refresh_all
-from engine.settings.config_toml import read_toml
+from engine.metrics import business_today
+from engine.models import CUSTOMER, METRICS
+from engine.segments import RefreshResult, refresh_all
+from engine.settings import read_toml
 
 DEFAULT_CONFIG = Path(__file__).parents[1] / "defaults" / "config.toml"
 DATABASE = "demo.db"

@@ -56,16 +56,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import Subquery
 
-from engine.budget.actual import RAN_STATES
-from engine.campaigns.loading import load_campaigns
+from engine.budget import RAN_STATES
+from engine.campaigns import load_campaigns
 from engine.clock import utcnow
-from engine.config.checked import Config
+from engine.config import Config
+from engine.models import CONVERSION, OUTBOX, PURCHASE, RUN
 from engine.models import outbox as states
 from engine.models import response as kinds
-from engine.models.tables import CONVERSION, OUTBOX, PURCHASE, RUN
-from engine.sql.functions import PlusDays
-from engine.sql.statements import lock_table
-from engine.sql.types import UtcDateTime
+from engine.sql import PlusDays, UtcDateTime, lock_table
 
 #: the goal window of runs whose campaign file no longer exists
 DEFAULT_WINDOW_DAYS = 30

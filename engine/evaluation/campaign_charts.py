@@ -24,7 +24,7 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from engine.evaluation.figures import CampaignResult, GroupFigures
 from engine.evaluation.statistics import normal_quantile, t_quantile
-from engine.reporting.charts import ACTUAL, APPROVED, PLAN, empty_chart, new_figure, png_bytes
+from engine.reporting import ACTUAL, APPROVED, PLAN, empty_chart, new_figure, png_bytes
 
 CONTROL_COLOUR = APPROVED
 TREATED_COLOURS = (PLAN, ACTUAL, "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#ccb974")

@@ -36,12 +36,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, and_, case, func, literal, null, select, true
 from sqlalchemy.sql import Select
 
-from engine.budget.actual import RAN_STATES, first_runs
+from engine.budget import RAN_STATES, first_runs
 from engine.evaluation.attribution import Windows, exposures
+from engine.models import CONVERSION, OUTBOX, PURCHASE, RESPONSE, RUN
 from engine.models import outbox as states
 from engine.models import response as kinds
-from engine.models.tables import CONVERSION, OUTBOX, PURCHASE, RESPONSE, RUN
-from engine.sql.types import UtcDateTime
+from engine.sql import UtcDateTime
 
 #: step-0 states of customers that could not be reached: outside both groups
 #: step-0 rows outside the audience: not reachable, or held for the A/B winner (not exposed yet)

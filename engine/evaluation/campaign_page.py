@@ -40,8 +40,7 @@ from engine.evaluation.uplift import (
     RETENTION_RATE,
     REVENUE_PER_CUSTOMER,
 )
-from engine.reporting.files import write_atomically
-from engine.reporting.html import Chart, format_count, format_money, png_data_uri
+from engine.reporting import Chart, format_count, format_money, png_data_uri, write_atomically
 
 TEMPLATE = "campaign.html.j2"
 METRIC_NAMES = {

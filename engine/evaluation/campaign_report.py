@@ -29,9 +29,9 @@ from decimal import Decimal
 
 from sqlalchemy import Engine
 
-from engine.campaigns.loading import CampaignFile, load_campaigns
+from engine.campaigns import CampaignFile, load_campaigns
 from engine.clock import utcnow
-from engine.config.checked import Config
+from engine.config import Config
 from engine.errors import NotFoundError
 from engine.evaluation import campaign_figures_sql as figures_sql
 from engine.evaluation.ab_test import pick_winner

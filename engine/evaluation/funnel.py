@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, and_, case, func, or_, select
 
-from engine.models.tables import CUSTOMER, METRICS
-from engine.settings.evaluation import FUNNEL_STAGES
+from engine.models import CUSTOMER, METRICS
+from engine.settings import FUNNEL_STAGES
 
 if TYPE_CHECKING:
-    from engine.config.checked import Config
+    from engine.config import Config
 
 BASE = "visitor"  # the stage before the first: every customer record
 RATE = Decimal("0.0001")

@@ -36,23 +36,25 @@ segment as it was then (for the current period: its current members).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import zoneinfo
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import Engine
 
 from engine.clock import utcnow
 from engine.errors import ConfigValueError, NotFoundError
 from engine.evaluation import indicators_sql as sql
-from engine.metrics.customer_metrics import business_today
-from engine.reporting.periods import Period
+from engine.metrics import business_today
+from engine.reporting import Period
 
 if TYPE_CHECKING:
-    from engine.config.checked import Config
+    import pandas as pd
+
+    from engine.config import Config
 
 CENT = Decimal("0.01")
 ALL_CUSTOMERS = ""  # the segment key of the rows over all customers
@@ -247,6 +249,8 @@ def _wallet_kind(config: Config) -> str | None:
 
 def _frame(rows: Iterable[Any], keys: Sequence[str]) -> pd.DataFrame:
     """Aggregated rows as a frame indexed by ``keys`` (an empty frame when no row)."""
+    import pandas as pd  # only when indicators are computed: pandas takes a while to import
+
     frame = pd.DataFrame.from_records([dict(row) for row in rows])
     if frame.empty:
         return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=list(keys)))
@@ -256,13 +260,13 @@ def _frame(rows: Iterable[Any], keys: Sequence[str]) -> pd.DataFrame:
 
 
 def _decimal(value: Any) -> Decimal:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return Decimal(0)
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
 def _count(value: Any) -> int:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return 0
     return int(value)
 
@@ -305,6 +309,8 @@ def programme_indicators(
             name = evaluation.wallet_attribute
             assert name is not None
             frames.append(_frame(sql.wallet_figures(connection, table, wanted, name, kind), keys))
+    import pandas as pd
+
     grid = pd.MultiIndex.from_product(
         [range(len(chosen)), wanted if wanted is not None else [ALL_CUSTOMERS]], names=list(keys)
     )

@@ -32,11 +32,11 @@ from sqlalchemy import (
     union_all,
 )
 
+from engine.models import CUSTOMER, MEMBERSHIP, OUTBOX, PURCHASE, RESPONSE
 from engine.models import outbox as states
 from engine.models import response as kinds
-from engine.models.tables import CUSTOMER, MEMBERSHIP, OUTBOX, PURCHASE, RESPONSE
-from engine.rules.fields import attribute_expression
-from engine.sql.types import UtcDateTime
+from engine.rules import attribute_expression
+from engine.sql import UtcDateTime
 
 #: the year a share-of-wallet budget covers
 WALLET_DAYS = 365

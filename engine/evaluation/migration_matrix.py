@@ -18,15 +18,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import Engine, Integer, case, func, literal, or_, select
 
 from engine.errors import ConfigValueError, NotFoundError
-from engine.models.tables import CUSTOMER, MEMBERSHIP
-from engine.sql.types import UtcDateTime
+from engine.models import CUSTOMER, MEMBERSHIP
+from engine.sql import UtcDateTime
 
 if TYPE_CHECKING:
-    from engine.config.checked import Config
+    from engine.config import Config
 
 NONE = "(none)"
 SHARE = Decimal("0.0001")
@@ -149,6 +148,8 @@ def segment_migration(
         pairs.c.before, pairs.c.after
     )
     with engine.connect() as connection:
+        import pandas as pd  # only when a matrix is computed: pandas takes a while to import
+
         frame = pd.DataFrame(connection.execute(query).all(), columns=["before", "after", "customers"])
     positions = range(len(order) + 1)
     counts = [[0 for _ in positions] for _ in positions]

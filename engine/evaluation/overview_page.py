@@ -30,11 +30,10 @@ from engine.evaluation.funnel import Funnel, lifecycle_funnel
 from engine.evaluation.indicators import IndicatorRow, ProgrammeIndicators, programme_indicators
 from engine.evaluation.migration_matrix import MigrationMatrix, segment_migration
 from engine.evaluation.programme_output import percent
-from engine.reporting.files import write_atomically
-from engine.reporting.html import format_count, format_money
+from engine.reporting import format_count, format_money, write_atomically
 
 if TYPE_CHECKING:
-    from engine.config.checked import Config
+    from engine.config import Config
 
 TEMPLATE = "overview.html.j2"
 INDEX = "index.html"

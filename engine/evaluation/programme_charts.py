@@ -22,7 +22,7 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 from engine.evaluation.funnel import Funnel
 from engine.evaluation.indicators import IndicatorRow, ProgrammeIndicators
 from engine.evaluation.migration_matrix import MigrationMatrix
-from engine.reporting.charts import empty_chart, new_figure, png_bytes
+from engine.reporting import empty_chart, new_figure, png_bytes
 
 ACTUAL = "#4c72b0"
 TARGET = "#8c8c8c"

@@ -27,7 +27,7 @@ from rich.text import Text
 from engine.evaluation.funnel import Funnel
 from engine.evaluation.indicators import IndicatorRow, ProgrammeIndicators
 from engine.evaluation.migration_matrix import MigrationMatrix
-from engine.reporting.spreadsheet import formula_safe
+from engine.reporting import formula_safe
 
 MONEY = "#,##0.00"
 COUNT = "#,##0"

@@ -30,7 +30,7 @@ from rich.table import Table
 
 from engine.evaluation.figures import CampaignResult, Comparison, GroupFigures
 from engine.evaluation.uplift import CONVERSION_RATE, RESPONDER_RATE, RETENTION_RATE, REVENUE_PER_CUSTOMER
-from engine.reporting.spreadsheet import formula_safe
+from engine.reporting import formula_safe
 
 #: the uplift metrics, in the order of the CSV columns
 UPLIFT_METRICS = (RESPONDER_RATE, CONVERSION_RATE, RETENTION_RATE, REVENUE_PER_CUSTOMER)

@@ -51,13 +51,12 @@ from sqlalchemy import (
 )
 
 from engine.clock import utcnow
-from engine.models.tables import CUSTOMER, METRIC_VALUE, METRICS, PURCHASE
-from engine.rules.fields import PurchaseScope
-from engine.sql.functions import ElapsedDays
-from engine.sql.statements import analyze
+from engine.models import CUSTOMER, METRIC_VALUE, METRICS, PURCHASE
+from engine.rules import PurchaseScope
+from engine.sql import ElapsedDays, analyze
 
 if TYPE_CHECKING:
-    from engine.config.checked import Config
+    from engine.config import Config
 
 
 @dataclass(frozen=True)

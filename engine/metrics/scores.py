@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, case, delete, func, insert, literal, select
 
 from engine.metrics.customer_metrics import business_today
-from engine.models.tables import CUSTOMER, SCORE
-from engine.rules.fields import CustomerScope
-from engine.sql.statements import analyze
+from engine.models import CUSTOMER, SCORE
+from engine.rules import CustomerScope
+from engine.sql import analyze
 
 if TYPE_CHECKING:
-    from engine.config.checked import Config
+    from engine.config import Config
 
 
 @dataclass(frozen=True)

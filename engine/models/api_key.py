@@ -13,7 +13,7 @@ import datetime as dt
 from sqlmodel import Field, SQLModel
 
 from engine.clock import utcnow
-from engine.sql.types import UtcDateTime
+from engine.sql import UtcDateTime
 
 API_SCOPES = ("loyalty", "events")
 

@@ -9,7 +9,7 @@ from sqlalchemy import Column, Index
 from sqlmodel import Field, SQLModel
 
 from engine.clock import utcnow
-from engine.sql.types import JsonDict, UtcDateTime
+from engine.sql import JsonDict, UtcDateTime
 
 LIFECYCLE_STAGES = ("visitor", "client", "regular", "partner")
 CONSENT_CHANNELS = ("email", "sms", "call", "post")

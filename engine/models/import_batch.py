@@ -7,7 +7,7 @@ import datetime as dt
 from sqlmodel import Field, SQLModel
 
 from engine.clock import utcnow
-from engine.sql.types import UtcDateTime
+from engine.sql import UtcDateTime
 
 
 class ImportBatch(SQLModel, table=True):

@@ -39,7 +39,7 @@ from sqlalchemy import Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from engine.clock import utcnow
-from engine.sql.types import JsonDict, Money, UtcDateTime
+from engine.sql import JsonDict, Money, UtcDateTime
 
 # buckets of an account
 PENDING = "pending"

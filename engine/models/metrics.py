@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import Numeric
 from sqlmodel import Field, SQLModel
 
-from engine.sql.types import Money, UtcDateTime
+from engine.sql import Money, UtcDateTime
 
 
 class CustomerMetrics(SQLModel, table=True):

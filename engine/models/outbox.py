@@ -16,7 +16,7 @@ from sqlalchemy import Column, Index
 from sqlmodel import Field, SQLModel
 
 from engine.clock import utcnow
-from engine.sql.types import JsonDict, Money, UtcDateTime
+from engine.sql import JsonDict, Money, UtcDateTime
 
 # states of an outbox row: waiting, in flight, and final
 QUEUED = "queued"  # waits for a worker (not before scheduled_at)

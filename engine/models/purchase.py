@@ -9,7 +9,7 @@ from sqlalchemy import Index, Numeric
 from sqlmodel import Field, SQLModel
 
 from engine.clock import utcnow
-from engine.sql.types import Money, UtcDateTime
+from engine.sql import Money, UtcDateTime
 
 
 class Purchase(SQLModel, table=True):

@@ -21,7 +21,7 @@ from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 from engine.clock import utcnow
-from engine.sql.types import Money, UtcDateTime
+from engine.sql import Money, UtcDateTime
 
 # kinds of response
 OPEN = "open"

@@ -21,7 +21,7 @@ from sqlalchemy import Column, Float, LargeBinary, Table, Unicode
 from sqlmodel import Field, SQLModel
 
 from engine.clock import utcnow
-from engine.sql.types import JsonDict, UtcDateTime
+from engine.sql import JsonDict, UtcDateTime
 
 APSCHEDULER_JOBS = Table(
     "apscheduler_jobs",

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
-from engine.sql.types import UtcDateTime
+from engine.sql import UtcDateTime
 
 
 class Segment(SQLModel, table=True):

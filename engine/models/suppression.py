@@ -8,7 +8,7 @@ from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 from engine.clock import utcnow
-from engine.sql.types import UtcDateTime
+from engine.sql import UtcDateTime
 
 SUPPRESSION_REASONS = (
     "hard_bounce",

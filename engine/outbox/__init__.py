@@ -16,4 +16,10 @@ from engine.outbox.recovery import RecoverySummary, recover
 from engine.outbox.resend import resend_failed
 from engine.outbox.worker import DrainSummary, drain
 
-__all__ = ["DrainSummary", "RecoverySummary", "drain", "recover", "resend_failed"]
+__all__ = [
+    "DrainSummary",
+    "RecoverySummary",
+    "drain",
+    "recover",
+    "resend_failed",
+]

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Engine, func, select, update
 
-from engine.models.outbox import QUEUED, SENDING
-from engine.models.tables import OUTBOX, RUN
-from engine.outbox.store import write_transaction
+from engine.db import write_transaction
+from engine.models import OUTBOX, QUEUED, RUN, SENDING
 
 
 @dataclass(frozen=True)

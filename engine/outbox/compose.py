@@ -33,25 +33,40 @@ from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, Numeric, cast, func, literal, or_, select, union_all
 
-from engine.campaigns.content import ContentRenderer
-from engine.campaigns.definition import Campaign, Step
-from engine.campaigns.loading import CampaignFile, campaigns_folder, load_campaigns
-from engine.campaigns.preview import template_context
-from engine.channels.base import OutgoingMessage
-from engine.channels.registry import LIST_CHANNELS
+from engine.campaigns import (
+    Campaign,
+    CampaignFile,
+    ContentRenderer,
+    Step,
+    campaigns_folder,
+    load_campaigns,
+    template_context,
+)
+from engine.channels import LIST_CHANNELS, OutgoingMessage
 from engine.clock import local_instant
-from engine.config.checked import Config
-from engine.contact_policy.links import sign
-from engine.contact_policy.suppression import SUPPRESSIBLE_CHANNELS, normalise_address
-from engine.customers.profile import CustomerProfile
+from engine.config import Config
+from engine.contact_policy import SUPPRESSIBLE_CHANNELS, normalise_address, sign
+from engine.customers import CustomerProfile
 from engine.errors import ConfigError
-from engine.models import CONSENT_CHANNELS
-from engine.models.outbox import EXPIRED, FAILED, NO_ADDRESS, NO_CONSENT, SUPPRESSED
-from engine.models.tables import CUSTOMER, METRIC_VALUE, METRICS, PURCHASE, RUN, SCORE, SUPPRESSION
+from engine.models import (
+    CONSENT_CHANNELS,
+    CUSTOMER,
+    EXPIRED,
+    FAILED,
+    METRIC_VALUE,
+    METRICS,
+    NO_ADDRESS,
+    NO_CONSENT,
+    PURCHASE,
+    RUN,
+    SCORE,
+    SUPPRESSED,
+    SUPPRESSION,
+)
 from engine.outbox.claim import ClaimedRow
 from engine.outbox.record import Outcome
-from engine.responses.tracking import track_email
-from engine.settings.durations import parse_duration
+from engine.responses import track_email
+from engine.settings import parse_duration
 
 LAST_PURCHASES = 3  # purchases shown on a call card or meeting task
 

@@ -26,9 +26,8 @@ from sqlalchemy import Connection, Engine, bindparam, update
 
 from engine.clock import utcnow
 from engine.errors import DatabaseError
-from engine.models.outbox import COMMITTING, SENDING
-from engine.models.tables import OUTBOX
-from engine.sql.statements import begin_write, relax_durability, restore_durability
+from engine.models import COMMITTING, OUTBOX, SENDING
+from engine.sql import begin_write, relax_durability, restore_durability
 
 
 class OutboxJournal:

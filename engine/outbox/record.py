@@ -31,15 +31,13 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, or_, update
 
-from engine.channels.base import DeliveryResult, DeliveryStatus
-from engine.channels.unit_costs import UnitCosts
-from engine.config.checked import Config
-from engine.contact_policy.suppression import suppress
+from engine.channels import DeliveryResult, DeliveryStatus, UnitCosts
+from engine.config import Config
+from engine.contact_policy import suppress
+from engine.db import write_transaction
 from engine.errors import ConfigError
-from engine.models.outbox import BOUNCED, COMMITTING, DELIVERED, FAILED, QUEUED, SENDING, SENT
-from engine.models.tables import OUTBOX
+from engine.models import BOUNCED, COMMITTING, DELIVERED, FAILED, OUTBOX, QUEUED, SENDING, SENT
 from engine.outbox.claim import ClaimedRow
-from engine.outbox.store import write_transaction
 
 #: basic SMTP codes that mean "no such mailbox" when no enhanced status code says more
 HARD_BOUNCE_CODES = frozenset({550, 551, 553})

@@ -31,13 +31,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
 
-from engine.channels.base import message_id
+from engine.channels import message_id
 from engine.clock import utcnow
-from engine.config.checked import Config
-from engine.models.outbox import COMMITTING, QUEUED, SENDING, SENT
-from engine.models.tables import OUTBOX, RUN, WORKER
+from engine.config import Config
+from engine.db import write_transaction
+from engine.models import COMMITTING, OUTBOX, QUEUED, RUN, SENDING, SENT, WORKER
 from engine.outbox.record import SendPrices
-from engine.outbox.store import write_transaction
 
 HEARTBEAT_EVERY = 10.0  # seconds between heartbeats
 DEAD_AFTER = dt.timedelta(minutes=2)  # a heartbeat older than this: the worker is dead

@@ -12,10 +12,9 @@ import datetime as dt
 from sqlalchemy import Engine, select, update
 
 from engine.clock import utcnow
+from engine.db import write_transaction
 from engine.errors import NotFoundError
-from engine.models.outbox import FAILED, QUEUED
-from engine.models.tables import OUTBOX, RUN
-from engine.outbox.store import write_transaction
+from engine.models import FAILED, OUTBOX, QUEUED, RUN
 
 
 def resend_failed(engine: Engine, run_id: int, *, now: dt.datetime | None = None) -> int:

@@ -31,17 +31,19 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from engine.channels.base import Channel, DeliveryResult, DeliveryStatus
-from engine.channels.registry import (
+from engine.channels import (
     LIST_CHANNELS,
+    Channel,
+    DeliveryResult,
+    DeliveryStatus,
     business_day,
     check_channel_name,
     delivers_on_send,
     open_channel,
 )
 from engine.clock import utcnow
-from engine.config.checked import Config
-from engine.models.outbox import (
+from engine.config import Config
+from engine.models import (
     BOUNCED,
     DELIVERED,
     EXPIRED,
@@ -66,8 +68,7 @@ from engine.outbox.recovery import (
     register_worker,
     settle,
 )
-from engine.settings.channels import CHANNEL_NAMES
-from engine.settings.durations import parse_duration
+from engine.settings import CHANNEL_NAMES, parse_duration
 
 RECOVER_EVERY = 30.0  # seconds between looks for dead workers
 POLL_EVERY = 1.0  # seconds between looks for due rows when there were none

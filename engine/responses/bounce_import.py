@@ -36,13 +36,11 @@ from sqlalchemy import Connection, Engine, func, select, update
 
 from engine.clock import utcnow
 from engine.errors import ImportFileError, NotADeliveryReport
-from engine.models.outbox import BOUNCED, DELIVERED, SENT
-from engine.models.response import BOUNCE
-from engine.models.tables import OUTBOX, RESPONSE, RUN
+from engine.models import BOUNCE, BOUNCED, DELIVERED, OUTBOX, RESPONSE, RUN, SENT
 from engine.responses.bounce_thresholds import suppress_bounced
 from engine.responses.bounces import HARD, DeliveryReport, parse_report
-from engine.settings.evaluation import BouncesSection
-from engine.sql.statements import insert_ignoring
+from engine.settings import BouncesSection
+from engine.sql import insert_ignoring
 
 SOURCE = "dsn"
 CHUNK = 500

@@ -21,12 +21,10 @@ from collections.abc import Collection
 
 from sqlalchemy import Connection, func, or_, select
 
-from engine.models.outbox import BOUNCED
-from engine.models.response import BOUNCE
-from engine.models.tables import CUSTOMER, OUTBOX, RESPONSE, SUPPRESSION
+from engine.models import BOUNCE, BOUNCED, CUSTOMER, OUTBOX, RESPONSE, SUPPRESSION
 from engine.responses.bounces import HARD, SOFT
-from engine.settings.evaluation import BouncesSection
-from engine.sql.statements import insert_ignoring
+from engine.settings import BouncesSection
+from engine.sql import insert_ignoring
 
 CHUNK = 1000
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 
 from engine.errors import ConfigValueError, FieldError
-from engine.settings.evaluation import CALL_OUTCOMES, CallCentreSection
+from engine.settings import CALL_OUTCOMES, CallCentreSection
 
 
 def outcome_name(text: str) -> str:

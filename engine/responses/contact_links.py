@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnElement, Connection, func, not_, or_, select, update
 
-from engine.models.outbox import CONTACTED_STATES
-from engine.models.response import CALL_OUTCOME_KINDS
-from engine.models.tables import OUTBOX, RESPONSE, RUN
+from engine.models import CALL_OUTCOME_KINDS, CONTACTED_STATES, OUTBOX, RESPONSE, RUN
 
 
 def _imported(import_id: int, first_id: int, last_id: int) -> ColumnElement[bool]:

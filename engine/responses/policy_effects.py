@@ -34,9 +34,8 @@ from sqlalchemy import (
     update,
 )
 
-from engine.models.tables import CUSTOMER, OUTBOX, RESPONSE, SUPPRESSION
-from engine.sql.statements import insert_ignoring, rowcount
-from engine.sql.types import UtcDateTime
+from engine.models import CUSTOMER, OUTBOX, RESPONSE, SUPPRESSION
+from engine.sql import UtcDateTime, insert_ignoring, rowcount
 
 WRONG_NUMBER = "wrong_number"
 REFUSED = "refused"

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import Connection, insert
 
 from engine.clock import utcnow
-from engine.models.tables import RESPONSE
-from engine.sql.statements import insert_ignoring
+from engine.models import RESPONSE
+from engine.sql import insert_ignoring
 
 
 @dataclass(frozen=True)

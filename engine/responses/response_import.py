@@ -39,20 +39,22 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, tuple_
 
-from engine.customers.importing.normalise import phone_region
-from engine.customers.importing.options import ImportOptions
-from engine.customers.importing.pipeline import (
+from engine.customers.importing import (
+    ImportOptions,
+    ImportSummary,
     PreparedImport,
+    References,
     Rejected,
+    SourceRow,
+    customer_of,
+    phone_region,
     prepare_import,
     read_chunk,
+    resolve_references,
     run_import,
 )
-from engine.customers.importing.reader import SourceRow
-from engine.customers.importing.references import References, customer_of, resolve_references
-from engine.customers.importing.summary import ImportSummary
 from engine.errors import ImportFileError
-from engine.models.tables import OUTBOX, RESPONSE, RUN
+from engine.models import OUTBOX, RESPONSE, RUN
 from engine.responses.call_outcomes import CallOutcomes
 from engine.responses.contact_links import link_to_contacts
 from engine.responses.policy_effects import apply_contact_policy
@@ -65,8 +67,8 @@ from engine.responses.response_rows import (
     ResponseRow,
     ResponseRowReader,
 )
-from engine.settings.evaluation import ResponsesSection
-from engine.sql.statements import insert_ignoring
+from engine.settings import ResponsesSection
+from engine.sql import insert_ignoring
 
 
 def import_responses(

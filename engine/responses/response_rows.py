@@ -12,20 +12,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.customers.importing.normalise import (
+from engine.customers.importing import (
+    Cell,
+    CustomerReference,
     DateReader,
     NumberReader,
+    SourceRow,
     clean_text,
+    generic_reference,
     is_empty,
     parse_choice,
     parse_email,
     parse_phone,
+    row_reference,
+    wrong_width,
 )
-from engine.customers.importing.pipeline import wrong_width
-from engine.customers.importing.reader import Cell, SourceRow
-from engine.customers.importing.references import CustomerReference, generic_reference, row_reference
 from engine.errors import FieldError
-from engine.models.response import REPLY, SATISFACTION
+from engine.models import REPLY, SATISFACTION
 from engine.responses.call_outcomes import CallOutcomes
 
 RESPONSE_FIELDS: dict[str, tuple[str, ...]] = {

@@ -30,11 +30,10 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, select
 
 from engine.clock import utcnow
-from engine.contact_policy.links import click_url, open_url, trackable
-from engine.db.engines import write_transaction
+from engine.contact_policy import click_url, open_url, trackable
+from engine.db import write_transaction
 from engine.errors import NotFoundError
-from engine.models.response import CLICK, OPEN
-from engine.models.tables import OUTBOX, RUN
+from engine.models import CLICK, OPEN, OUTBOX, RUN
 from engine.responses.recording import NewResponse, record_response
 
 SOURCE = "tracking"

@@ -21,19 +21,20 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection, select, update
 
 from engine.clock import utcnow
-from engine.contact_policy.suppression import normalise_address
-from engine.errors import ConfigError, NotFoundError
-from engine.models import CONSENT_CHANNELS
-from engine.models.outbox import CONTACTED_STATES
-from engine.models.response import UNSUBSCRIBE
-from engine.models.tables import CUSTOMER, OUTBOX, RESPONSE, RUN, SUPPRESSION
+from engine.contact_policy import contacts, suppress_contact, withdraw_consent
+from engine.models import (
+    CONSENT_CHANNELS,
+    CONTACTED_STATES,
+    OUTBOX,
+    RESPONSE,
+    RUN,
+    UNSUBSCRIBE,
+)
 from engine.responses.recording import NewResponse, record_response
-from engine.sql.statements import insert_ignoring
 
 EMAIL_ONLY = "email"
 ALL_MARKETING = "all"
@@ -41,19 +42,6 @@ SCOPES = (EMAIL_ONLY, ALL_MARKETING)
 #: the channels whose consent each scope withdraws (and whose addresses it suppresses)
 SCOPE_CHANNELS: dict[str, tuple[str, ...]] = {EMAIL_ONLY: ("email",), ALL_MARKETING: CONSENT_CHANNELS}
 SOURCE = "tracking"
-
-_ADDRESS_FIELD = {"email": "email", "sms": "phone", "call": "phone", "post": "address"}
-
-
-@dataclass(frozen=True)
-class Contacts:
-    """A customer's addresses and consents: what an unsubscribe page shows and changes."""
-
-    customer_id: int
-    email: str | None
-    phone: str | None
-    address: str | None
-    consents: dict[str, bool]
 
 
 @dataclass(frozen=True)
@@ -84,51 +72,6 @@ def mask_email(email: str) -> str:
     if not at:
         return "***"
     return f"{local[:1]}***@{domain}"
-
-
-def contacts(connection: Connection, customer_id: int, *, lock: bool = False) -> Contacts:
-    """The addresses and consents of ``customer_id`` (``lock``: row-locked until the transaction ends)."""
-    query = select(
-        CUSTOMER.c.id,
-        CUSTOMER.c.email,
-        CUSTOMER.c.phone,
-        CUSTOMER.c.address,
-        *(CUSTOMER.c[f"consent_{channel}"] for channel in CONSENT_CHANNELS),
-    ).where(CUSTOMER.c.id == customer_id)
-    row = connection.execute(query.with_for_update() if lock else query).first()
-    if row is None:
-        raise NotFoundError("customer", str(customer_id))
-    values = row._mapping
-    return Contacts(
-        customer_id,
-        row.email,
-        row.phone,
-        row.address,
-        {channel: bool(values[f"consent_{channel}"]) for channel in CONSENT_CHANNELS},
-    )
-
-
-def _suppress(
-    connection: Connection, found: Contacts, channel: str, campaign: str, now: dt.datetime, region: str
-) -> bool:
-    address = getattr(found, _ADDRESS_FIELD[channel])
-    if not address:
-        return False
-    try:
-        normalised = normalise_address(channel, address, region)
-    except ConfigError:  # a malformed address cannot be suppressed; its consent is withdrawn anyway
-        return False
-    statement = insert_ignoring(connection, SUPPRESSION, index_elements=["channel", "address"]).values(
-        channel=channel,
-        address=normalised,
-        customer_id=found.customer_id,
-        reason="unsubscribe",
-        detail=f"unsubscribe link of campaign {campaign}"[:1000],
-        source="unsubscribe",
-        created_at=now,
-    )
-    # RETURNING tells whether a row went in (psycopg's rowcount is -1 for an INSERT with RETURNING)
-    return connection.execute(statement.returning(SUPPRESSION.c.id)).first() is not None
 
 
 def _latest_email(connection: Connection, customer_id: int, campaign: str) -> int | None:
@@ -165,14 +108,20 @@ def unsubscribe(
     now = now or utcnow()
     found = contacts(connection, customer_id, lock=True)
     channels = SCOPE_CHANNELS[scope]
-    withdrawn = tuple(channel for channel in channels if found.consents[channel])
-    if withdrawn:
-        changes: dict[str, Any] = {"updated_at": now}
-        for channel in withdrawn:
-            changes |= {f"consent_{channel}": False, f"consent_{channel}_at": now}
-        connection.execute(update(CUSTOMER).where(CUSTOMER.c.id == customer_id).values(**changes))
+    withdrawn = withdraw_consent(connection, found, channels, now)
     suppressed = tuple(
-        channel for channel in channels if _suppress(connection, found, channel, campaign, now, region)
+        channel
+        for channel in channels
+        if suppress_contact(
+            connection,
+            found,
+            channel,
+            reason="unsubscribe",
+            detail=f"unsubscribe link of campaign {campaign}",
+            source="unsubscribe",
+            now=now,
+            region=region,
+        )
     )
     key = response_key(customer_id, campaign)
     mine = (RESPONSE.c.source == SOURCE, RESPONSE.c.key == key)

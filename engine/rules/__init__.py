@@ -39,19 +39,41 @@ from __future__ import annotations
 
 from engine.rules.bindings import DictRecord, Record, SqlBindings
 from engine.rules.catalogue import Catalogue
+from engine.rules.evaluate import normalize
+from engine.rules.fields import (
+    CUSTOMER_FIELDS,
+    METRIC_FIELDS,
+    PURCHASE_FIELDS,
+    CustomerFields,
+    CustomerScope,
+    PurchaseScope,
+    attribute_expression,
+    customer_record,
+    purchase_catalogue,
+)
 from engine.rules.rule import Expression, Rule, compile_expression, compile_rule
 from engine.rules.to_sql import bucket_expression
 from engine.rules.types import RuleType
 
 __all__ = [
+    "CUSTOMER_FIELDS",
+    "METRIC_FIELDS",
+    "PURCHASE_FIELDS",
     "Catalogue",
+    "CustomerFields",
+    "CustomerScope",
     "DictRecord",
     "Expression",
+    "PurchaseScope",
     "Record",
     "Rule",
     "RuleType",
     "SqlBindings",
+    "attribute_expression",
     "bucket_expression",
     "compile_expression",
     "compile_rule",
+    "customer_record",
+    "normalize",
+    "purchase_catalogue",
 ]

@@ -38,9 +38,11 @@ from sqlalchemy import (
     type_coerce,
 )
 
-from engine.models.tables import CUSTOMER, MEMBERSHIP, METRIC_VALUE, METRICS, PURCHASE, SCORE
-from engine.rules import Catalogue, DictRecord, RuleType
-from engine.sql.functions import JsonDate
+from engine.models import CUSTOMER, MEMBERSHIP, METRIC_VALUE, METRICS, PURCHASE, SCORE
+from engine.rules.bindings import DictRecord
+from engine.rules.catalogue import Catalogue
+from engine.rules.types import RuleType
+from engine.sql import JsonDate
 
 #: customer columns usable in rules, by rule name -> (column name, type)
 CUSTOMER_FIELDS: dict[str, tuple[str, RuleType]] = {

@@ -1,1 +1,30 @@
-"""Campaign runs: ``crm plan`` and ``crm run``: a firing's audience into the outbox, A/B winners."""
+"""Campaign runs: ``crm plan`` and ``crm run``: a firing becomes a run, its audience outbox rows.
+
+* :mod:`~engine.runs.runner`: a firing into a ``campaign_run``, later steps advanced;
+* :mod:`~engine.runs.audience`: who a run is about, by its trigger;
+* :mod:`~engine.runs.materialise`: one step of one run into the outbox, every member's state in SQL;
+* :mod:`~engine.runs.winner`: the A/B winner sent to the customers held for it;
+* :mod:`~engine.runs.planner` and :mod:`~engine.runs.plan_diff`: exactly what ``crm run`` would do,
+  and what a change to the files does to it.
+"""
+
+from __future__ import annotations
+
+from engine.runs.plan_diff import PlanDiff, plan_diff
+from engine.runs.planner import Plan, plan
+from engine.runs.runner import RunSummary, StepCounts, advance, expire_run, run_summary, start_run
+from engine.runs.winner import send_winner
+
+__all__ = [
+    "Plan",
+    "PlanDiff",
+    "RunSummary",
+    "StepCounts",
+    "advance",
+    "expire_run",
+    "plan",
+    "plan_diff",
+    "run_summary",
+    "send_winner",
+    "start_run",
+]

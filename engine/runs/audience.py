@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Date, and_, literal, select
 from sqlalchemy.sql import Select
 
-from engine.campaigns.definition import Campaign
-from engine.models.tables import CUSTOMER, EVENT, MEMBERSHIP, METRICS
-from engine.sql.functions import MonthDay, UtcDate
+from engine.campaigns import Campaign
+from engine.models import CUSTOMER, EVENT, MEMBERSHIP, METRICS
+from engine.sql import MonthDay, UtcDate
 
 
 def _anniversary_condition(campaign: Campaign, day: dt.date) -> ColumnElement[bool]:

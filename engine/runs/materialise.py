@@ -66,25 +66,25 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import Select
 
-from engine.budget.enforcement import SpendingLimits, binding
-from engine.campaigns.control_group import CONTROL_HASH, control_order, control_size
-from engine.campaigns.definition import Campaign
-from engine.channels.unit_costs import UnitCosts
+from engine.budget import SpendingLimits, binding
+from engine.campaigns import CONTROL_HASH, Campaign, control_order, control_size
+from engine.channels import UnitCosts
 from engine.clock import local_instant
-from engine.config.checked import Config
-from engine.contact_policy.local_time import ZoneTimes, by_zone, customer_zones, zone_times
-from engine.contact_policy.reach import (
+from engine.config import Config
+from engine.contact_policy import (
     Lookups,
+    ZoneTimes,
+    by_zone,
     consent_expression,
+    customer_zones,
     recipient_expression,
     suppressed_expression,
+    zone_times,
 )
+from engine.models import CUSTOMER, ENGAGED_KINDS, OUTBOX, PURCHASE, RESPONSE, RUN
 from engine.models import outbox as states
-from engine.models.response import ENGAGED_KINDS
-from engine.models.tables import CUSTOMER, OUTBOX, PURCHASE, RESPONSE, RUN
-from engine.rules import RuleType, bucket_expression, compile_expression, compile_rule
-from engine.rules.fields import CustomerScope
-from engine.sql.types import UtcDateTime
+from engine.rules import CustomerScope, RuleType, bucket_expression, compile_expression, compile_rule
+from engine.sql import UtcDateTime
 
 #: reachable rows of step 0: the control group is drawn from these
 REACHABLE_STATES = (states.QUEUED, states.OVER_CAP, states.OUTSIDE_WINDOW)

@@ -17,9 +17,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from engine.campaigns.loading import load_campaigns
-from engine.config.checked import Config, load_config
-from engine.config.revision import checkout_config
+from engine.campaigns import load_campaigns
+from engine.config import Config, checkout_config, load_config
 from engine.runs.planner import Plan, plan
 
 

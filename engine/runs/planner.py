@@ -18,13 +18,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
-from engine.campaigns.firings import firings
-from engine.campaigns.loading import CampaignFile, load_campaigns
+from engine.campaigns import CampaignFile, firings, load_campaigns
 from engine.clock import utcnow
-from engine.config.checked import Config
+from engine.config import Config
 from engine.errors import NotFoundError
+from engine.models import OUTBOX, RUN
 from engine.models import outbox as states
-from engine.models.tables import OUTBOX, RUN
 from engine.runs.materialise import StepRun, materialise_step
 from engine.runs.runner import StepCounts, due_for_step, run_summary, start_run_in
 

@@ -26,15 +26,15 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, exists, func, insert, literal, not_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from engine.campaigns.loading import CampaignFile, load_campaigns
+from engine.campaigns import CampaignFile, load_campaigns
 from engine.clock import utcnow
-from engine.config.checked import Config
+from engine.config import Config
+from engine.models import OUTBOX, RUN
 from engine.models import outbox as states
-from engine.models.tables import OUTBOX, RUN
 from engine.runs.audience import audience_select
 from engine.runs.materialise import StepRun, materialise_step
-from engine.settings.durations import parse_duration
-from engine.sql.types import UtcDateTime
+from engine.settings import parse_duration
+from engine.sql import UtcDateTime
 
 TRIGGERED = ("on_segment_entry", "on_event", "anniversary")
 

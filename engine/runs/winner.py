@@ -35,20 +35,16 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, Connection, Engine, Numeric, and_, case, func, literal, select, update
 
-from engine.budget.enforcement import SpendingLimits, binding
-from engine.campaigns.definition import Campaign
-from engine.campaigns.loading import load_campaigns
-from engine.channels.unit_costs import UnitCosts
+from engine.budget import SpendingLimits, binding
+from engine.campaigns import Campaign, load_campaigns
+from engine.channels import UnitCosts
 from engine.clock import utcnow
-from engine.config.checked import Config
-from engine.contact_policy.local_time import ZoneTimes, by_zone
-from engine.contact_policy.reach import Lookups, recipient_expression
+from engine.config import Config
+from engine.contact_policy import Lookups, ZoneTimes, by_zone, recipient_expression
 from engine.errors import ConfigValueError, EngineError, NotFoundError
-from engine.evaluation.ab_test import pick_winner
-from engine.evaluation.campaign_report import campaign_report
-from engine.evaluation.figures import Winner
+from engine.evaluation import Winner, campaign_report, pick_winner
+from engine.models import CUSTOMER, OUTBOX, RUN
 from engine.models import outbox as states
-from engine.models.tables import CUSTOMER, OUTBOX, RUN
 from engine.runs.materialise import (
     SUM_TOLERANCE,
     StepRun,
@@ -58,7 +54,7 @@ from engine.runs.materialise import (
     spread_calls,
     step_times,
 )
-from engine.sql.types import UtcDateTime
+from engine.sql import UtcDateTime
 
 #: what a held row may become besides ``queued``, in the order the reasons are checked
 RECHECKED = (states.NO_CONSENT, states.NO_ADDRESS, states.SUPPRESSED, states.OUTSIDE_WINDOW, states.OVER_CAP)

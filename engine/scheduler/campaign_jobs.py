@@ -30,12 +30,13 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
 from sqlalchemy import Engine
 
-from engine.budget.budget_files import load_budgets
-from engine.campaigns.loading import CampaignFile, load_campaigns
+from engine.budget import load_budgets
+from engine.campaigns import CampaignFile, load_campaigns
 from engine.clock import utcnow
-from engine.config.checked import Config, load_config
-from engine.db.engines import make_engine
+from engine.config import Config, load_config
+from engine.db import make_engine
 from engine.errors import EngineError
+from engine.runs import advance, expire_run, start_run
 
 log = logging.getLogger("engine.scheduler")
 
@@ -152,8 +153,6 @@ def fire_campaign(config_path: str, key: str, *, fingerprint: str = "") -> None:
 
     ``fingerprint`` names the schedule the job was made from; reconciliation compares it.
     """
-    from engine.runs.runner import start_run
-
     scheduled_for = fire_time() or utcnow()
     loaded = _load(config_path, key)
     if loaded is None:
@@ -176,8 +175,6 @@ def fire_campaign(config_path: str, key: str, *, fingerprint: str = "") -> None:
 
 def expire_campaign(config_path: str, key: str, scheduled_for: dt.datetime) -> None:
     """Record the firing of ``key`` due at ``scheduled_for`` as expired: it came later than max_lateness."""
-    from engine.runs.runner import expire_run
-
     loaded = _load(config_path, key)
     if loaded is None:
         return
@@ -201,8 +198,6 @@ def expire_campaign(config_path: str, key: str, scheduled_for: dt.datetime) -> N
 
 def advance_runs(config_path: str, *, fingerprint: str = "") -> None:
     """The housekeeping job: later steps whose wait has passed, runs that are finished."""
-    from engine.runs.runner import advance
-
     loaded = _load(config_path, None)
     if loaded is None:
         return

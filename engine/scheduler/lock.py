@@ -19,7 +19,7 @@ from typing import Protocol
 
 from sqlalchemy import Engine
 
-from engine.sql.locks import process_lock
+from engine.sql import process_lock
 
 #: the advisory lock's two keys: "crm\0" and 1 for the scheduler
 LOCK_KEYS = (0x63726D00, 1)

@@ -16,12 +16,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from engine.clock import utcnow
-from engine.config.checked import load_config
+from engine.config import load_config
 from engine.errors import EngineError
-from engine.loyalty.batch.daily import run_batch
-from engine.loyalty.programme.definition import programme_named
+from engine.loyalty.batch import run_batch
+from engine.loyalty.programme import programme_named
 from engine.scheduler.campaign_jobs import engine_for, fire_time
-from engine.settings.loyalty import ProgrammeSection
+from engine.settings import ProgrammeSection
 
 log = logging.getLogger("engine.scheduler")
 

@@ -53,26 +53,27 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
 from sqlalchemy import Engine, insert, inspect, select, update
 
-from engine.campaigns.loading import CampaignFile, load_campaigns
-from engine.campaigns.schedules import (
+from engine.campaigns import (
     ANNIVERSARY_AT,
     TRIGGER_EVERY,
+    CampaignFile,
     Schedule,
     build_trigger,
     campaign_schedule,
     describe,
     every,
+    load_campaigns,
 )
 from engine.clock import utcnow
-from engine.config.checked import Config, load_config
-from engine.db.engines import make_engine, require_schema
+from engine.config import Config, load_config
+from engine.db import make_engine, require_schema
 from engine.errors import DatabaseError, EngineError
-from engine.models.tables import RELOAD, RUN
+from engine.models import RELOAD, RUN
 from engine.scheduler import campaign_jobs as jobs
 from engine.scheduler.lock import SchedulerLock, identity, scheduler_lock
 from engine.scheduler.loyalty_jobs import JOB_PREFIX as LOYALTY_PREFIX
 from engine.scheduler.loyalty_jobs import RUN_PROGRAMME_BATCH, batch_schedule
-from engine.settings.durations import parse_duration
+from engine.settings import parse_duration
 
 log = logging.getLogger("engine.scheduler")
 

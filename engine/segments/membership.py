@@ -34,14 +34,13 @@ from sqlalchemy import (
 
 from engine.clock import utcnow
 from engine.errors import NotFoundError
-from engine.metrics.customer_metrics import business_today
-from engine.models.tables import CUSTOMER, MEMBERSHIP, METRICS, REFRESH, SEGMENT
-from engine.rules.fields import CustomerScope
-from engine.sql.dialect import render
-from engine.sql.statements import analyze
+from engine.metrics import business_today
+from engine.models import CUSTOMER, MEMBERSHIP, METRICS, REFRESH, SEGMENT
+from engine.rules import CustomerScope
+from engine.sql import analyze, render
 
 if TYPE_CHECKING:
-    from engine.config.checked import Config
+    from engine.config import Config
 
 
 _temporary = MetaData()

@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from engine.clock import utcnow
-from engine.config.checked import Config
-from engine.metrics.customer_metrics import MetricsRefresh, business_today, refresh_metrics
-from engine.metrics.scores import ScoreRefresh, refresh_scores
+from engine.config import Config
+from engine.metrics import MetricsRefresh, ScoreRefresh, business_today, refresh_metrics, refresh_scores
 from engine.segments.membership import SegmentRefreshResult, refresh_segments
 
 

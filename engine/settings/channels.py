@@ -19,8 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engine.contact_policy.caps import Cap
-from engine.contact_policy.quiet_hours import DailyWindow
+from engine.contact_policy import Cap, DailyWindow
 from engine.settings.durations import parse_duration
 
 CHANNEL_NAMES: tuple[str, ...] = ("call", "email", "meeting", "post", "sms")

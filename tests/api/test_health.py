@@ -16,7 +16,7 @@ from engine.api.app import create_app
 from engine.config.checked import load_config
 from engine.db.engines import make_engine
 from engine.db.schema import head_revision
-from tests.test_cli import CRM, ROOT
+from tests.cli.test_cli import CRM, ROOT
 
 
 def test_health_is_200_with_the_schema_and_503_without(db, write_config, serve_app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

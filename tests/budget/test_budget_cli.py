@@ -16,7 +16,7 @@ from engine.cli.budget import resolve_period
 from engine.config.checked import load_config
 from engine.reporting.periods import Period
 from tests.budget.test_contact_matrix import BUDGET, prepared, weekly
-from tests.test_cli import crm
+from tests.cli.test_cli import crm
 
 
 def _env(config_path: Path, db_url: str) -> dict[str, str]:

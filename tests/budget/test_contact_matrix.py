@@ -39,8 +39,8 @@ from engine.outbox.worker import drain
 from engine.reporting.periods import Period
 from engine.runs.runner import start_run
 from engine.segments.membership import refresh_segments
-from tests.campaigns.test_runner import setup as campaign_setup
 from tests.factories import add_customer, utc
+from tests.runs.test_runner import setup as campaign_setup
 
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 Q1 = Period.parse("2027-Q1")

@@ -12,7 +12,7 @@ import pytest
 from engine.campaigns import load_campaigns
 from engine.config.checked import load_config
 from engine.errors import ConfigErrors
-from tests.test_cli import crm
+from tests.cli.test_cli import crm
 
 ROOT = Path(__file__).resolve().parents[2]
 

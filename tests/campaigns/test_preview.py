@@ -12,8 +12,8 @@ import pytest
 from engine.config.checked import load_config
 from engine.contact_policy.links import verify
 from engine.errors import NotFoundError
+from tests.cli.test_cli import crm
 from tests.factories import add_customer
-from tests.test_cli import crm
 
 ROOT = Path(__file__).resolve().parents[2]
 

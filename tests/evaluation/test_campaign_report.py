@@ -22,8 +22,8 @@ from engine.evaluation.figures import CampaignResult, GroupFigures
 from engine.evaluation.statistics import compare_proportions
 from engine.models import outbox as states
 from engine.models.tables import CONVERSION, PURCHASE
+from tests.cli.test_cli import crm
 from tests.evaluation.campaign_scenario import AFTER, OUTBOX, World, build
-from tests.test_cli import crm
 
 
 def _money(text: str) -> Decimal:

@@ -13,10 +13,10 @@ from sqlalchemy import select, update
 
 from engine.models import OutboxWorker
 from engine.models import outbox as states
+from tests.cli.test_cli import crm
 from tests.factories import add_customer
 from tests.outbox.factories import OUTBOX, add_run, queue, rows_of, workspace
 from tests.outbox.sending import CRM, ROOT, just_now
-from tests.test_cli import crm
 
 WORKER = OutboxWorker.__table__  # type: ignore[attr-defined]
 

@@ -19,6 +19,7 @@ from engine.errors import ImportFileError, NotADeliveryReport
 from engine.models import outbox as states
 from engine.responses.bounce_import import import_bounces
 from engine.responses.bounces import parse_report
+from tests.cli.test_cli import crm, crm_main
 from tests.factories import utc
 from tests.outbox.factories import OUTBOX, add_run, queue
 from tests.responses.workspace import (
@@ -31,7 +32,6 @@ from tests.responses.workspace import (
     setup,
     suppressions,
 )
-from tests.test_cli import crm, crm_main
 
 BOUNCES = FIXTURES / "bounces"
 NOW = utc(2026, 12, 20, 9)

@@ -18,6 +18,7 @@ from engine.models import outbox as states
 from engine.responses.response_import import ResponseImportSummary, import_responses
 from engine.runs.runner import start_run
 from engine.segments.membership import refresh_segments
+from tests.cli.test_cli import crm, crm_main
 from tests.factories import CUSTOMER, utc
 from tests.outbox.factories import OUTBOX
 from tests.responses.workspace import (
@@ -31,7 +32,6 @@ from tests.responses.workspace import (
     setup,
     suppressions,
 )
-from tests.test_cli import crm, crm_main
 
 NOW = utc(2026, 12, 20, 9)
 EMAILS = {

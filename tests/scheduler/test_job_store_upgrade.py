@@ -20,8 +20,8 @@ from sqlalchemy import Engine, text
 from engine.campaigns.loading import load_campaigns
 from engine.db.schema import alembic_config, current_revision, upgrade
 from engine.scheduler.process import job_specs
-from tests.campaigns.test_scheduler import WEEKLY, reconciled, stored_jobs, workspace
 from tests.factories import utc
+from tests.scheduler.test_scheduler import WEEKLY, reconciled, stored_jobs, workspace
 
 OLD = "engine.campaigns.jobs:fire_campaign"
 NEW = "engine.scheduler.campaign_jobs:fire_campaign"

@@ -18,8 +18,63 @@ Modules, by concept: ``reader`` (files, encodings, delimiters), ``columns``
 from __future__ import annotations
 
 from engine.customers.importing.customers import import_customers
+from engine.customers.importing.normalise import (
+    DateReader,
+    NumberReader,
+    clean_text,
+    is_empty,
+    parse_choice,
+    parse_email,
+    parse_phone,
+    phone_region,
+)
 from engine.customers.importing.options import ImportOptions
-from engine.customers.importing.purchases import import_purchases
+from engine.customers.importing.pipeline import (
+    PreparedImport,
+    Rejected,
+    prepare_import,
+    read_chunk,
+    run_import,
+    wrong_width,
+)
+from engine.customers.importing.purchases import PurchaseImportSummary, import_purchases
+from engine.customers.importing.reader import Cell, SourceRow
+from engine.customers.importing.references import (
+    CustomerReference,
+    References,
+    customer_of,
+    generic_reference,
+    resolve_references,
+    row_reference,
+)
 from engine.customers.importing.summary import ImportSummary
 
-__all__ = ["ImportOptions", "ImportSummary", "import_customers", "import_purchases"]
+__all__ = [
+    "Cell",
+    "CustomerReference",
+    "DateReader",
+    "ImportOptions",
+    "ImportSummary",
+    "NumberReader",
+    "PreparedImport",
+    "PurchaseImportSummary",
+    "References",
+    "Rejected",
+    "SourceRow",
+    "clean_text",
+    "customer_of",
+    "generic_reference",
+    "import_customers",
+    "import_purchases",
+    "is_empty",
+    "parse_choice",
+    "parse_email",
+    "parse_phone",
+    "phone_region",
+    "prepare_import",
+    "read_chunk",
+    "resolve_references",
+    "row_reference",
+    "run_import",
+    "wrong_width",
+]

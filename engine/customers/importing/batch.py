@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import Connection, insert, update
 
 from engine.customers.importing.summary import ImportSummary
-from engine.models.tables import IMPORT_BATCH
+from engine.models import IMPORT_BATCH
 
 
 def start_batch(connection: Connection, summary: ImportSummary, sha256: str, started_at: dt.datetime) -> int:

@@ -61,9 +61,8 @@ from engine.customers.importing.pipeline import PreparedImport, prepare_import, 
 from engine.customers.importing.reader import Cell, SourceRow
 from engine.customers.importing.summary import ImportSummary
 from engine.errors import ConfigValueError, FieldError
-from engine.models import CONSENT_CHANNELS, LIFECYCLE_STAGES
-from engine.models.tables import CUSTOMER, SOURCE_RECORD
-from engine.sql.statements import allocate_ids
+from engine.models import CONSENT_CHANNELS, CUSTOMER, LIFECYCLE_STAGES, SOURCE_RECORD
+from engine.sql import allocate_ids
 
 ATTRIBUTE_TYPES = ("bool", "date", "int", "number", "str")
 DATETIME_FIELDS = {"verified_at", *(f"consent_{channel}_at" for channel in CONSENT_CHANNELS)}

@@ -55,10 +55,9 @@ from engine.customers.importing.references import (
 )
 from engine.customers.importing.summary import ImportSummary
 from engine.errors import FieldError, ImportFileError
-from engine.loyalty.batch.accrual import AccrualResult, accrue_purchases
-from engine.loyalty.batch.refund_batch import refund_imported
-from engine.loyalty.programme.definition import Programme
-from engine.models.tables import PURCHASE
+from engine.loyalty.batch import AccrualResult, accrue_purchases, refund_imported
+from engine.loyalty.programme import Programme
+from engine.models import PURCHASE
 
 REFERENCES = ("customer", "customer_external_id", "customer_email", "customer_phone")
 REQUIRED = ("external_id", "ordered_at", "amount")

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, func, select
 from engine.customers.importing.normalise import clean_text, parse_email, parse_phone
 from engine.customers.importing.reader import Cell
 from engine.errors import FieldError
-from engine.models.tables import CUSTOMER, SOURCE_RECORD
+from engine.models import CUSTOMER, SOURCE_RECORD
 
 References = dict[tuple[str, str], int | None]
 """(kind, value) of a customer reference -> customer id (None: it names several customers)."""

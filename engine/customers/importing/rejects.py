@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from engine.customers.importing.reader import SourceRow, cell_text
-from engine.reporting.spreadsheet import formula_safe
+from engine.reporting import formula_safe
 
 
 def default_rejects_path(path: Path) -> Path:

@@ -63,24 +63,28 @@ import sqlalchemy as sa
 from sqlalchemy import Column, ColumnElement, Connection, Engine, Integer, MetaData, String, Table, select
 
 from engine.clock import utcnow
-from engine.db.engines import write_transaction
+from engine.db import write_transaction
 from engine.loyalty.batch.accrual_sql import LocalDays, aware, plus
-from engine.loyalty.programme.definition import Programme, period_end
-from engine.loyalty.programme.earn_rules import EARNING_SOURCES, PurchaseRuleScope
-from engine.models.loyalty import AVAILABLE, EARN, PENDING
-from engine.models.tables import ACCOUNT, ENTRY, LOT, OPERATION, PURCHASE
-from engine.settings.durations import parse_duration
-from engine.sql.functions import AmountText, Greatest, JsonText, Least, Sha256Hex, json_object, typed_text
-from engine.sql.statements import (
+from engine.loyalty.programme import EARNING_SOURCES, Programme, PurchaseRuleScope, period_end
+from engine.models import ACCOUNT, AVAILABLE, EARN, ENTRY, LOT, OPERATION, PENDING, PURCHASE
+from engine.settings import parse_duration
+from engine.sql import (
+    AmountText,
+    Greatest,
+    JsonText,
+    Least,
+    Sha256Hex,
+    UtcDateTime,
     analyze,
     drop_temporary,
     insert_ignoring,
+    json_object,
     lock_rows,
     new_id,
     planner_rows,
     rowcount,
+    typed_text,
 )
-from engine.sql.types import UtcDateTime
 
 UTC = dt.UTC
 DAY = 86_400

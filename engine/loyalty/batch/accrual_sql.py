@@ -13,8 +13,8 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Integer
 
-from engine.loyalty.programme.definition import Programme
-from engine.sql.functions import EpochSeconds, IntegerDivide, PlusSeconds
+from engine.loyalty.programme import Programme
+from engine.sql import EpochSeconds, IntegerDivide, PlusSeconds
 
 UTC = dt.UTC
 DAY = 86_400

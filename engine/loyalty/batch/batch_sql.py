@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, String, cast, literal
 
-from engine.sql.types import UtcDateTime
+from engine.sql import UtcDateTime
 
 
 def at(instant: dt.datetime) -> ColumnElement[dt.datetime]:

@@ -30,7 +30,7 @@ from engine.errors import ConfigValueError
 from engine.loyalty.batch.events import EventsResult, post_events
 from engine.loyalty.batch.expiry import ActivationResult, ExpiryResult, activate_due, expire_due
 from engine.loyalty.batch.tiers import TierResult, recompute_tiers
-from engine.loyalty.programme.definition import Programme
+from engine.loyalty.programme import Programme
 
 JOBS = ("activate", "expire", "tiers", "events")
 

@@ -36,9 +36,9 @@ from sqlalchemy import (
 
 from engine.clock import utcnow
 from engine.loyalty.batch import batch_sql
-from engine.loyalty.programme.definition import Programme
-from engine.models.tables import ACCOUNT, EVENT, LOT, TIER_CHANGE
-from engine.sql.functions import IsoUtc, json_object, typed_text
+from engine.loyalty.programme import Programme
+from engine.models import ACCOUNT, EVENT, LOT, TIER_CHANGE
+from engine.sql import IsoUtc, json_object, typed_text
 
 SOURCE = "loyalty"
 POINTS_EXPIRING = "loyalty.points_expiring"

@@ -56,16 +56,25 @@ from sqlalchemy import (
 )
 
 from engine.clock import utcnow
-from engine.db.engines import write_transaction
+from engine.db import write_transaction
 from engine.loyalty.batch import batch_sql
-from engine.loyalty.ledger.account_lock import lock_accounts
-from engine.loyalty.ledger.core import repay_debts
-from engine.loyalty.ledger.posting import customer_label_sql
-from engine.loyalty.ledger.redemption import void_expired_holds
-from engine.loyalty.programme.definition import Programme
-from engine.models.loyalty import ACTIVATE, AVAILABLE, CAPTURE, EARN, EXPIRE, PENDING, REDEEM
-from engine.models.tables import ACCOUNT, CUSTOMER, ENTRY, LOT, OPERATION
-from engine.sql.functions import Sha256Hex, json_object, typed_text
+from engine.loyalty.ledger import customer_label_sql, lock_accounts, repay_debts, void_expired_holds
+from engine.loyalty.programme import Programme
+from engine.models import (
+    ACCOUNT,
+    ACTIVATE,
+    AVAILABLE,
+    CAPTURE,
+    CUSTOMER,
+    EARN,
+    ENTRY,
+    EXPIRE,
+    LOT,
+    OPERATION,
+    PENDING,
+    REDEEM,
+)
+from engine.sql import Sha256Hex, json_object, typed_text
 
 #: accounts per transaction
 CHUNK = 500

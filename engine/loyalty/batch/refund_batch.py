@@ -36,15 +36,22 @@ from sqlalchemy import (
 )
 
 from engine.clock import utcnow
-from engine.db.engines import write_transaction
+from engine.db import write_transaction
 from engine.errors import IdempotencyConflictError, LoyaltyError
-from engine.loyalty.ledger.account_lock import lock_accounts
-from engine.loyalty.ledger.core import Receipt
-from engine.loyalty.ledger.posting import canonical, customer_label_sql, request_hash
-from engine.loyalty.ledger.refunds import refund
-from engine.loyalty.programme.definition import Programme
-from engine.models.loyalty import AVAILABLE, CLAWBACK, EARN, PENDING
-from engine.models.tables import ACCOUNT, CUSTOMER, ENTRY, LOT, OPERATION, PURCHASE
+from engine.loyalty.ledger import Receipt, canonical, customer_label_sql, lock_accounts, refund, request_hash
+from engine.loyalty.programme import Programme
+from engine.models import (
+    ACCOUNT,
+    AVAILABLE,
+    CLAWBACK,
+    CUSTOMER,
+    EARN,
+    ENTRY,
+    LOT,
+    OPERATION,
+    PENDING,
+    PURCHASE,
+)
 
 log = logging.getLogger("engine.loyalty")
 
@@ -72,8 +79,6 @@ def refund_imported(
     others one by one through :func:`refund`. A refund of an order the
     programme never saw changes nothing. Returns how many were applied.
     """
-    from engine.loyalty.batch.refund_batch import refund_in_batches
-
     now = now or utcnow()
     applied, rest = refund_in_batches(engine, programme, purchase_ids, now)
     original = PURCHASE.alias("original")

@@ -61,21 +61,19 @@ from sqlalchemy import (
 )
 
 from engine.clock import utcnow
-from engine.db.engines import write_transaction
+from engine.db import write_transaction
 from engine.errors import LoyaltyError
 from engine.loyalty.batch import batch_sql
-from engine.loyalty.ledger.account_lock import lock_accounts
-from engine.loyalty.ledger.posting import (
+from engine.loyalty.ledger import (
     customer_label,
     customer_label_sql,
     ensure_account,
+    lock_accounts,
     record_tier_changes,
 )
-from engine.loyalty.programme.definition import Programme
-from engine.models.loyalty import CLAWBACK, EARN
-from engine.models.tables import ACCOUNT, CUSTOMER, ENTRY, LOT
-from engine.settings.durations import parse_duration
-from engine.settings.loyalty import TIER_WINDOWS
+from engine.loyalty.programme import Programme
+from engine.models import ACCOUNT, CLAWBACK, CUSTOMER, EARN, ENTRY, LOT
+from engine.settings import TIER_WINDOWS, parse_duration
 
 #: accounts per transaction
 CHUNK = 5000

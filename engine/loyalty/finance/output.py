@@ -26,7 +26,7 @@ from rich.console import RenderableType
 from rich.table import Table
 
 from engine.loyalty.finance.reports import Flows, LiabilityReport, SettlementReport, money
-from engine.reporting.spreadsheet import formula_safe
+from engine.reporting import formula_safe
 
 MONEY = "#,##0.00"
 COUNT = "#,##0"

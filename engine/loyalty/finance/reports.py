@@ -41,22 +41,25 @@ from sqlalchemy import Connection, Engine, and_, case, func, select
 
 from engine.clock import utcnow
 from engine.errors import NotFoundError
-from engine.loyalty.programme.definition import Programme
-from engine.models.loyalty import (
+from engine.loyalty.programme import Programme
+from engine.models import (
+    ACCOUNT,
     ADJUST,
     AVAILABLE,
     CAPTURE,
     CLAWBACK,
     DEBT,
     EARN,
+    ENTRY,
     EXPIRE,
     HELD,
+    LOT,
+    OPERATION,
     PENDING,
     REDEEM,
     RETURN,
 )
-from engine.models.tables import ACCOUNT, ENTRY, LOT, OPERATION
-from engine.reporting.periods import Period
+from engine.reporting import Period
 
 LIABILITY_SCHEMA = "crm-engine/loyalty-liability/1"
 SETTLEMENT_SCHEMA = "crm-engine/loyalty-settlement/1"

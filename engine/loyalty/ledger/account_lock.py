@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
-from engine.models.tables import ACCOUNT
+from engine.models import ACCOUNT
 
 
 def lock_accounts(connection: Connection, ids: Iterable[int]) -> dict[int, Row[Any]]:

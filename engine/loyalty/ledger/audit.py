@@ -19,8 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, case, func, or_, select
 
 from engine.loyalty.ledger.posting import customer_label_sql
-from engine.models.loyalty import AVAILABLE, BUCKETS, HELD, PENDING
-from engine.models.tables import ACCOUNT, CUSTOMER, ENTRY, LOT
+from engine.models import ACCOUNT, AVAILABLE, BUCKETS, CUSTOMER, ENTRY, HELD, LOT, PENDING
 
 
 @dataclass(frozen=True)

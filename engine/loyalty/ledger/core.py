@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, Row, func, select
 from sqlalchemy.exc import IntegrityError
 
 from engine.clock import utcnow
-from engine.db.engines import write_transaction
+from engine.db import write_transaction
 from engine.errors import (
     IdempotencyConflictError,
     LoyaltyError,
@@ -49,16 +49,8 @@ from engine.loyalty.ledger.posting import (
     spendable_lots,
     surviving_account,
 )
-from engine.loyalty.programme.definition import Programme
-from engine.models.loyalty import (
-    ACTIVATE,
-    AVAILABLE,
-    DEBT,
-    EXPIRE,
-    PENDING,
-    REPAY,
-)
-from engine.models.tables import ENTRY, LOT
+from engine.loyalty.programme import Programme
+from engine.models import ACTIVATE, AVAILABLE, DEBT, ENTRY, EXPIRE, LOT, PENDING, REPAY
 
 CENT = Decimal("0.01")
 

@@ -22,15 +22,8 @@ from engine.errors import (
 )
 from engine.loyalty.ledger.core import Context, Receipt, effective_tier, run_command
 from engine.loyalty.ledger.posting import account_row, canonical
-from engine.loyalty.programme.definition import Programme
-from engine.loyalty.programme.earn_rules import EARNING_SOURCES
-from engine.models.loyalty import (
-    AVAILABLE,
-    EARN,
-    EXPIRE,
-    PENDING,
-)
-from engine.models.tables import LOT, OPERATION, PURCHASE
+from engine.loyalty.programme import EARNING_SOURCES, Programme
+from engine.models import AVAILABLE, EARN, EXPIRE, LOT, OPERATION, PENDING, PURCHASE
 
 
 def earned_so_far(

@@ -24,11 +24,13 @@ from engine.loyalty.ledger.posting import (
     spendable_lots,
 )
 from engine.loyalty.ledger.redemption import close_hold
-from engine.loyalty.programme.definition import Programme
-from engine.models.loyalty import (
+from engine.loyalty.programme import Programme
+from engine.models import (
+    ACCOUNT,
     ADJUST,
     AVAILABLE,
     DEBT,
+    LOT,
     MERGE_IN,
     MERGE_OUT,
     PENDING,
@@ -36,7 +38,6 @@ from engine.models.loyalty import (
     TRANSFER_OUT,
     VOID,
 )
-from engine.models.tables import ACCOUNT, LOT
 
 
 def adjust(

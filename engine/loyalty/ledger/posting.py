@@ -34,9 +34,19 @@ from sqlalchemy import (
 )
 
 from engine.errors import NotFoundError
-from engine.models.loyalty import AVAILABLE, BUCKETS, EXPIRE, PENDING
-from engine.models.tables import ACCOUNT, CUSTOMER, ENTRY, LOT, OPERATION, TIER_CHANGE
-from engine.sql.statements import insert_ignoring
+from engine.models import (
+    ACCOUNT,
+    AVAILABLE,
+    BUCKETS,
+    CUSTOMER,
+    ENTRY,
+    EXPIRE,
+    LOT,
+    OPERATION,
+    PENDING,
+    TIER_CHANGE,
+)
+from engine.sql import insert_ignoring
 
 
 def canonical(value: Any) -> str | None:

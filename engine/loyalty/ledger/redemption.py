@@ -24,15 +24,8 @@ from engine.loyalty.ledger.posting import (
     lots_of_operation,
     spendable_lots,
 )
-from engine.loyalty.programme.definition import Programme
-from engine.models.loyalty import (
-    CAPTURE,
-    HELD,
-    HOLD,
-    REDEEM,
-    VOID,
-)
-from engine.models.tables import OPERATION
+from engine.loyalty.programme import Programme
+from engine.models import CAPTURE, HELD, HOLD, OPERATION, REDEEM, VOID
 
 
 def redeem(

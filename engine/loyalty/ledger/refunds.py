@@ -27,20 +27,22 @@ from engine.loyalty.ledger.posting import (
     spendable_lots,
     surviving_account,
 )
-from engine.loyalty.programme.definition import Programme
-from engine.models.loyalty import (
+from engine.loyalty.programme import Programme
+from engine.models import (
     AVAILABLE,
     CAPTURE,
     CLAWBACK,
     DEBT,
     DEBT_RECORDED,
     EARN,
+    ENTRY,
     EXPIRE,
+    LOT,
+    OPERATION,
     PENDING,
     REDEEM,
     RETURN,
 )
-from engine.models.tables import ENTRY, LOT, OPERATION
 
 log = logging.getLogger("engine.loyalty")
 

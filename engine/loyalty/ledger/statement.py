@@ -17,9 +17,8 @@ from sqlalchemy import Connection, Engine, select
 from engine.clock import utcnow
 from engine.errors import NotFoundError
 from engine.loyalty.ledger.posting import customer_id_of, customer_label, open_holds
-from engine.loyalty.programme.definition import Programme
-from engine.models.loyalty import AVAILABLE, PENDING
-from engine.models.tables import ACCOUNT, ENTRY, LOT, OPERATION
+from engine.loyalty.programme import Programme
+from engine.models import ACCOUNT, AVAILABLE, ENTRY, LOT, OPERATION, PENDING
 
 CENT = Decimal("0.01")
 

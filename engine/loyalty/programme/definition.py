@@ -16,10 +16,8 @@ from zoneinfo import ZoneInfo
 
 from engine.errors import ConfigError, NotFoundError
 from engine.loyalty.programme.earn_rules import EarnRules, compile_earn_rules
-from engine.rules.fields import CustomerFields
-from engine.settings.config_toml import Settings
-from engine.settings.durations import parse_duration
-from engine.settings.loyalty import Partner, ProgrammeSection, Tier
+from engine.rules import CustomerFields
+from engine.settings import Partner, ProgrammeSection, Settings, Tier, parse_duration
 
 UTC = dt.UTC
 

@@ -63,13 +63,23 @@ import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Connection, FromClause, Numeric, String, select
 
 from engine.errors import ConfigError, NotFoundError, RuleError, UnknownFieldError
-from engine.models.tables import ACCOUNT, MEMBERSHIP, PURCHASE
-from engine.rules import Catalogue, DictRecord, Expression, Rule, RuleType, compile_expression, compile_rule
-from engine.rules.evaluate import normalize
-from engine.rules.fields import PURCHASE_FIELDS, CustomerFields, CustomerScope, customer_record
-from engine.settings.config_toml import Settings
-from engine.settings.loyalty import ProgrammeSection
-from engine.sql.functions import FloorPoints
+from engine.models import ACCOUNT, MEMBERSHIP, PURCHASE
+from engine.rules import (
+    PURCHASE_FIELDS,
+    Catalogue,
+    CustomerFields,
+    CustomerScope,
+    DictRecord,
+    Expression,
+    Rule,
+    RuleType,
+    compile_expression,
+    compile_rule,
+    customer_record,
+    normalize,
+)
+from engine.settings import ProgrammeSection, Settings
+from engine.sql import FloorPoints
 
 PURCHASE_EVENT = "purchase"
 CUSTOMER_PREFIX = "customer."

@@ -26,7 +26,7 @@ from engine.models.segment import Segment, SegmentMembership
 from engine.models.tables import ACCOUNT, ENTRY, LOT, OPERATION
 from engine.sql.types import UtcDateTime
 from tests.factories import add_customer, add_purchase, utc
-from tests.loyalty.test_earn_rules import HEAD
+from tests.loyalty.programme.test_earn_rules import HEAD
 
 PURCHASE = Purchase.__table__  # type: ignore[attr-defined]
 METRICS = CustomerMetrics.__table__  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ import pytest
 from engine.cli import app
 from engine.cli import main as crm_main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CRM = Path(sys.executable).parent / "crm"
 
 

@@ -25,6 +25,7 @@ from engine.rules.bucket import bucket_of
 from engine.runs.runner import advance, run_summary, start_run
 from engine.runs.winner import send_winner
 from engine.segments.membership import refresh_segments
+from tests.cli.test_cli import crm
 from tests.factories import add_purchase, utc
 from tests.outbox.factories import (
     CAMPAIGN,
@@ -38,7 +39,6 @@ from tests.outbox.factories import (
     queue,
     workspace,
 )
-from tests.test_cli import crm
 
 #: the example A/B campaign of tests/outbox with 10 % control and a test on a quarter of the rest
 AB_CAMPAIGN = CAMPAIGN.replace(

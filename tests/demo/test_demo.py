@@ -16,7 +16,7 @@ from engine.db.engines import make_engine
 from engine.models import ContactResponse, Conversion, OutboxMessage, Purchase
 from engine.models import outbox as states
 from engine.models.tables import CUSTOMER, MEMBERSHIP
-from tests.test_cli import crm
+from tests.cli.test_cli import crm
 
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 RESPONSE = ContactResponse.__table__  # type: ignore[attr-defined]

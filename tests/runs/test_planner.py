@@ -20,9 +20,9 @@ from engine.models import outbox as states
 from engine.runs.planner import plan
 from engine.runs.runner import start_run
 from engine.segments.membership import refresh_segments
-from tests.campaigns.test_runner import CONFIG, EMAIL_STEP, NOON, campaign, setup
+from tests.cli.test_cli import crm
 from tests.factories import add_customer, utc
-from tests.test_cli import crm
+from tests.runs.test_runner import CONFIG, EMAIL_STEP, NOON, campaign, setup
 
 RUN = CampaignRun.__table__  # type: ignore[attr-defined]
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]

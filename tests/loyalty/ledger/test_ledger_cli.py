@@ -9,8 +9,8 @@ import json
 from sqlalchemy import Engine, update
 
 from engine.models.tables import ACCOUNT
+from tests.cli.test_cli import crm
 from tests.loyalty.ledger_setup import customers, shop_programme
-from tests.test_cli import crm
 
 
 def _run(*args: str) -> dict:  # type: ignore[type-arg]

@@ -19,8 +19,8 @@ from sqlalchemy import Engine, select
 
 from engine.models import CampaignRun
 from engine.models import outbox as states
-from tests.campaigns.test_scheduler import WEEKLY, campaign_text, workspace, write_campaigns
-from tests.test_cli import CRM, crm
+from tests.cli.test_cli import CRM, crm
+from tests.scheduler.test_scheduler import WEEKLY, campaign_text, workspace, write_campaigns
 
 RUN = CampaignRun.__table__  # type: ignore[attr-defined]
 DEADLINE = 90.0  # seconds: generous, only reached when something is broken

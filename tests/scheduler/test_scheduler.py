@@ -472,19 +472,17 @@ def test_the_lock_admits_one_holder_names_it_and_notices_its_loss(db) -> None:  
 
 
 def test_stopping_lets_the_running_job_finish(db, write_config, tmp_path, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
-    import engine.runs.runner as runner
-
     due = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=1)
     config = workspace(write_config, tmp_path, {"launch": campaign_text(f"at = {due.isoformat()}")})
     entered, release = threading.Event(), threading.Event()
-    real_start_run = runner.start_run
+    real_start_run = jobs.start_run
 
     def slow_start_run(*args: Any, **kwargs: Any) -> Any:
         entered.set()
         release.wait(timeout=120)
         return real_start_run(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "start_run", slow_start_run)
+    monkeypatch.setattr(jobs, "start_run", slow_start_run)
     caplog.set_level("INFO", logger="engine.scheduler")
     stop = threading.Event()
     thread = threading.Thread(target=run_scheduler, args=(config.path,), kwargs={"stop": stop})

@@ -31,10 +31,10 @@ from engine.scheduler.campaign_jobs import fire_time_of
 from engine.scheduler.loyalty_jobs import RUN_PROGRAMME_BATCH, run_programme_batch
 from engine.scheduler.process import job_specs, reconcile
 from engine.segments.membership import refresh_segments
-from tests.campaigns.test_runner import EMAIL_STEP, setup
-from tests.campaigns.test_scheduler import started, write_campaigns
 from tests.factories import add_customer, utc
 from tests.loyalty.ledger_setup import SHOP, assert_consistent, buckets, customers, lots, shop_programme
+from tests.runs.test_runner import EMAIL_STEP, setup
+from tests.scheduler.test_scheduler import started, write_campaigns
 
 EVENT = CustomerEvent.__table__  # type: ignore[attr-defined]
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]

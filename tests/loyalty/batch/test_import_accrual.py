@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from tests.cli.test_cli import crm
 from tests.loyalty.ledger_setup import assert_consistent, buckets, customers, shop_programme
-from tests.test_cli import crm
 
 
 def test_an_import_accrues_points_and_refunds_take_them_back(

@@ -8,8 +8,8 @@ import pytest
 
 from engine.contact_policy.suppression import is_suppressed, list_suppressions, suppress, unsuppress
 from engine.errors import ConfigValueError, NotFoundError
+from tests.cli.test_cli import crm
 from tests.factories import add_customer
-from tests.test_cli import crm
 
 
 def test_addresses_are_normalised_linked_and_kept_once(db) -> None:  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ from engine.errors import ConfigErrors, ConfigFileError
 from engine.settings.config_toml import load_settings
 from engine.settings.toml_lines import find_line
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _write(tmp_path: Path, text: str) -> Path:
