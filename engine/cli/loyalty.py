@@ -15,6 +15,7 @@ from decimal import Decimal
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from engine.cli import loyalty_batch, loyalty_finance
@@ -65,14 +66,30 @@ def _instant(text: str | None, option: str, programme: Programme) -> dt.datetime
     return parse_instant(text, programme.zone, option) if text is not None else None
 
 
+#: what the points of a receipt did, for commands that do not add them to the account
+_MOVED = {
+    "redeem": "spent",
+    "hold": "held",
+    "capture": "spent (the hold captured)",
+    "void": "released (the hold voided)",
+    "transfer": "given",
+    "merge": "moved into the surviving account",
+}
+
+
+def receipt_line(receipt: Receipt) -> str:
+    """One line for a receipt: points earned or adjusted carry their sign, spent points say so."""
+    moved = _MOVED.get(receipt.command)
+    points = f"{receipt.points:,} points {moved}" if moved else f"{receipt.points:+,} points"
+    return f"{receipt.command} {receipt.key}: {points} for {receipt.customer}"
+
+
 def _print_receipt(receipt: Receipt, as_json: bool) -> None:
     if as_json:
         print_json(receipt)
         return
     replay = " [dim](replayed: nothing changed)[/]" if receipt.replayed else ""
-    console.print(
-        f"{receipt.command} {receipt.key}: {receipt.points:+,} points for {receipt.customer}{replay}"
-    )
+    console.print(escape(receipt_line(receipt)) + replay)
     console.print(
         f"available {receipt.available:,}  pending {receipt.pending:,}  held {receipt.held:,}"
         + (f"  debt {receipt.debt:,}" if receipt.debt else "")
@@ -296,7 +313,7 @@ def balance_command(
         f"[bold]{result.customer}[/] in {result.programme}: {result.available:,} available, "
         f"{result.pending:,} pending, {result.held:,} held"
         + (f", [red]{result.debt:,} owed[/]" if result.debt else "")
-        + f"; worth {result.value:,.2f} {result.currency}"
+        + f"; available points worth {result.value:,.2f} {result.currency}"
     )
     if result.merged_into:
         console.print(f"merged into {result.merged_into}")

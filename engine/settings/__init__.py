@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from engine.settings.channels import CHANNEL_NAMES, ChannelsSection, PriceChange
 from engine.settings.config_toml import Settings, load_settings, read_model, read_toml
-from engine.settings.durations import parse_duration
+from engine.settings.durations import Lag, add_months, calendar_days, parse_duration, parse_lag
 from engine.settings.evaluation import (
     CALL_OUTCOMES,
     FUNNEL_STAGES,
@@ -36,6 +36,7 @@ __all__ = [
     "BouncesSection",
     "CallCentreSection",
     "ChannelsSection",
+    "Lag",
     "Partner",
     "PriceChange",
     "ProgrammeSection",
@@ -43,9 +44,12 @@ __all__ = [
     "Settings",
     "Strategy",
     "Tier",
+    "add_months",
+    "calendar_days",
     "find_line",
     "load_settings",
     "parse_duration",
+    "parse_lag",
     "read_model",
     "read_toml",
 ]

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engine.settings.durations import parse_duration
+from engine.settings.durations import parse_duration, parse_lag
 
 ExpiryKind = Literal["never", "rolling", "end_of_month", "end_of_quarter", "end_of_year", "inactivity"]
 CALENDAR_EXPIRY = ("end_of_month", "end_of_quarter", "end_of_year")
@@ -134,7 +134,9 @@ class ProgrammeSection(_Strict):
     point_value: Decimal = Field(Decimal(1), ge=0, description="money per point, for the liability")
     pending_days: int = Field(0, ge=0, description="return window: points become available after it")
     expiry: str = Field("never", description="365d (rolling), end_of_month|quarter|year, inactivity, never")
-    expiry_after: str = Field("0d", description="calendar expiry: lag; inactivity: how long idle")
+    expiry_after: str = Field(
+        "0d", description="calendar expiry: lag (30d, 1mo, 1y); inactivity: how long idle"
+    )
     expiry_notice_days: list[int] = Field(
         default_factory=lambda: [30], description="'points expiring' events"
     )
@@ -179,10 +181,19 @@ class ProgrammeSection(_Strict):
                 raise ValueError(f"unknown IANA time zone {value!r} (e.g. Europe/Moscow)") from exc
         return value
 
-    @field_validator("expiry_after", "hold_timeout")
+    @field_validator("hold_timeout")
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)
+        return value
+
+    @field_validator("expiry_after")
+    @classmethod
+    def _lag_or_duration(cls, value: str) -> str:
+        try:
+            parse_duration(value)
+        except ValueError:
+            parse_lag(value)  # months and years: a calendar expiry's lag (checked against expiry below)
         return value
 
     @field_validator("tier_window")
@@ -229,8 +240,23 @@ class ProgrammeSection(_Strict):
         thresholds = [tier.threshold for tier in self.tiers]
         if thresholds != sorted(thresholds) or len(set(thresholds)) != len(thresholds):
             raise ValueError("tiers go from the lowest threshold to the highest, each higher than the last")
-        if self.expiry == "inactivity" and parse_duration(self.expiry_after) <= dt.timedelta(0):
-            raise ValueError("expiry = 'inactivity' needs expiry_after, e.g. '180d'")
+        if self.expiry == "inactivity":
+            try:
+                idle = parse_duration(self.expiry_after)
+            except ValueError as exc:
+                reason = "the idle time of 'inactivity' is a duration, e.g. '180d'"
+                raise ValueError(f"expiry_after {self.expiry_after!r}: {reason}") from exc
+            if idle <= dt.timedelta(0):
+                raise ValueError("expiry = 'inactivity' needs expiry_after, e.g. '180d'")
+        if self.expiry in CALENDAR_EXPIRY:
+            try:
+                parse_lag(self.expiry_after)
+            except ValueError as exc:
+                reason = (
+                    f"the lag of {self.expiry} is whole days, weeks, months or years (e.g. 30d, 2w, 1mo, 1y);"
+                    " minutes and hours are not a calendar lag ('12m' is 12 minutes)"
+                )
+                raise ValueError(f"expiry_after {self.expiry_after!r}: {reason}") from exc
         return self
 
     @property

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from decimal import Decimal
 
 import httpx
 from sqlalchemy import select
 
 from engine.api.keys import create_api_key, revoke_api_key
 from engine.clock import utcnow
+from engine.loyalty.ledger import earn_purchase
 from engine.models.tables import CUSTOMER
 from tests.api.api_setup import Api, start_api
 
@@ -286,3 +288,21 @@ def test_refused_requests_change_nothing(db, write_config, serve_app) -> None:  
         api, api.post(f"{SHOP}/holds/H-1/capture", idempotency="H-1-capture"), 409, "hold_closed", before
     )
     assert api.get(f"{SHOP}/customers/C2/balance").status_code == 404  # no account yet
+
+
+SLOW = """
+[loyalty.programmes.slow]
+point_value = 0.5
+pending_days = 14
+earn = [{ name = "base", when = "true", points = "amount * 0.05" }]
+"""
+
+
+def test_the_balance_shows_points_that_matured_an_hour_ago(db, write_config, serve_app) -> None:  # type: ignore[no-untyped-def]
+    api = start_api(db, write_config, serve_app, extra=SLOW)
+    matured = utcnow() - dt.timedelta(days=14, hours=1)  # the return window ended an hour ago
+    slow = api.config.programmes["slow"]
+    earned = earn_purchase(api.db, slow, order="O-1", customer="C1", amount=Decimal(2000), now=matured)
+    assert (earned.available, earned.pending) == (0, 100)  # pending then; no batch has run since
+    shown = api.get("/v1/loyalty/slow/customers/C1/balance").json()
+    assert (shown["available"], shown["pending"], shown["value"]) == (100, 0, "50.00")

@@ -64,10 +64,10 @@ from sqlalchemy import Column, ColumnElement, Connection, Engine, Integer, MetaD
 
 from engine.clock import utcnow
 from engine.db import write_transaction
-from engine.loyalty.batch.accrual_sql import LocalDays, aware, plus
+from engine.loyalty.batch.accrual_sql import LocalDays, LocalShift, aware, plus
 from engine.loyalty.programme import EARNING_SOURCES, Programme, PurchaseRuleScope, period_end
 from engine.models import ACCOUNT, AVAILABLE, EARN, ENTRY, LOT, OPERATION, PENDING, PURCHASE
-from engine.settings import parse_duration
+from engine.settings import calendar_days, parse_duration
 from engine.sql import (
     AmountText,
     Greatest,
@@ -285,6 +285,7 @@ class _Chunk:
         result.skipped += int(count) - int(pending)
         if not pending:  # a chunk that earned already costs one look at its keys
             return
+        self.earliest, self.latest = aware(earliest), aware(latest)
         result.accounts_created += self._create_accounts()
         MEMBER.create(self.connection)
         ROW.create(self.connection)
@@ -454,7 +455,7 @@ class _Chunk:
                 sa.literal(self.limits.per_day, Integer) - (level.c.day_before + kept - after_customer), 0
             )
             cut_day = after_transaction - Least(after_transaction, room)
-        available_at = plus(level.c.ordered_at, programme.available_at(EPOCH) - EPOCH)
+        available_at = self._available_at(level.c.ordered_at)
         pending = sa.and_(after_customer > 0, available_at > sa.literal(now, UtcDateTime()))
         ids = [
             new_id(self.connection, table, level.c.purchase_id)
@@ -554,7 +555,7 @@ class _Chunk:
                 operations,
             )
         )  # fmt: skip
-        available_at = plus(PURCHASE.c.ordered_at, programme.available_at(EPOCH) - EPOCH)
+        available_at = self._available_at(PURCHASE.c.ordered_at)
         lots = (
             select(
                 ROW.c.lot_id,
@@ -623,28 +624,15 @@ class _Chunk:
             sa.and_(PURCHASE.c.id == ROW.c.purchase_id, PURCHASE.c.id.between(self.first, self.last)),
         )
 
+    def _available_at(self, ordered_at: ColumnElement[dt.datetime]) -> ColumnElement[dt.datetime]:
+        """``Programme.available_at`` of ``ordered_at``, in SQL: ``pending_days`` local days later."""
+        return LocalShift(
+            self.programme, self.earliest, self.latest, self.programme.settings.pending_days
+        ).at(ordered_at)
+
     def _expires_at(self) -> ColumnElement[Any]:
         """When the lot of a purchase expires: ``Programme.expires_at`` of its ``ordered_at``, in SQL."""
-        programme = self.programme
-        kind = programme.settings.expiry_kind
-        if kind in ("never", "inactivity"):
-            return sa.null()
-        if kind == "rolling":
-            return plus(PURCHASE.c.ordered_at, parse_duration(programme.settings.expiry))
-        earliest, latest = self.connection.execute(
-            select(sa.func.min(ROW.c.ordered_at), sa.func.max(ROW.c.ordered_at))
-        ).one()
-        after = parse_duration(programme.settings.expiry_after)
-        # the period ends (local midnights, as UTC) from the one of the earliest to the one of the latest
-        ends = [programme.expires_at(aware(earliest))]
-        while ends[-1] is not None and ends[-1] <= aware(latest) + after:
-            ends.append(programme.day_start(period_end(programme.local_day(ends[-1]), kind)))
-        whens = [
-            (PURCHASE.c.ordered_at < sa.literal(end - after, UtcDateTime()), sa.literal(end, UtcDateTime()))
-            for end in ends
-            if end is not None
-        ]
-        return sa.case(*whens, else_=sa.null())
+        return expires_at_sql(self.programme, PURCHASE.c.ordered_at, self.earliest, self.latest)
 
     def _update_accounts(self) -> None:
         sums = (
@@ -697,3 +685,36 @@ def effective_tier_sql(account: sa.FromClause, now: dt.datetime) -> ColumnElemen
         sa.or_(account.c.override_until.is_(None), account.c.override_until > sa.literal(now, UtcDateTime())),
     )
     return sa.case((override, account.c.tier_override), else_=account.c.tier)
+
+
+def expires_at_sql(
+    programme: Programme, earned_at: ColumnElement[dt.datetime], earliest: dt.datetime, latest: dt.datetime
+) -> ColumnElement[Any]:
+    """``Programme.expires_at`` of ``earned_at`` (times from ``earliest`` to ``latest``), in SQL.
+
+    Rolling: :class:`LocalShift` for days and weeks, exact seconds for hours
+    and minutes. Calendar: the period ends (local midnights, as UTC) from the
+    earliest time's to the latest's, a ``CASE`` that takes the first end whose
+    threshold comes after the local earn date: the threshold of an end is the
+    first day whose date plus the lag reaches it (:meth:`Lag.before`).
+    """
+    kind = programme.settings.expiry_kind
+    if kind in ("never", "inactivity"):
+        return sa.null()
+    if kind == "rolling":
+        days = calendar_days(programme.settings.expiry)
+        if days is not None:
+            return LocalShift(programme, earliest, latest, days).at(earned_at)
+        return plus(earned_at, parse_duration(programme.settings.expiry))
+    last = programme.expires_at(aware(latest))
+    ends = [programme.expires_at(aware(earliest))]
+    while ends[-1] is not None and last is not None and ends[-1] < last:
+        ends.append(programme.day_start(period_end(programme.local_day(ends[-1]), kind)))
+    lag = programme.expiry_lag
+    whens = []
+    for end in ends:
+        if end is None:
+            continue
+        threshold = programme.day_start(lag.before(programme.local_day(end)))
+        whens.append((earned_at < sa.literal(threshold, UtcDateTime()), sa.literal(end, UtcDateTime())))
+    return sa.case(*whens, else_=sa.null())

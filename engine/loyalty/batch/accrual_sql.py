@@ -41,15 +41,63 @@ class LocalDays:
     def number(self, instant: ColumnElement[dt.datetime]) -> ColumnElement[int]:
         """The local day number of ``instant`` (a timestamp column)."""
         seconds = EpochSeconds(instant)
-        (_, offset), *changes = self.offsets
-        local: ColumnElement[int] = sa.literal(offset, Integer)
-        if changes:
-            whens = [
-                (seconds < sa.literal(at, Integer), sa.literal(before, Integer))
-                for at, before in _spans(self.offsets)
-            ]
-            local = sa.case(*whens, else_=sa.literal(changes[-1][1], Integer))
+        local = _offset_of(seconds, self.offsets)
         return IntegerDivide((seconds + local).self_group(), sa.literal(DAY, Integer))
+
+
+class LocalShift:
+    """The same local time ``days`` calendar days later, in SQL, for instants from ``earliest`` to ``latest``.
+
+    The SQL twin of :func:`engine.loyalty.programme.shift_days` (the return
+    window and a rolling expiry in days): ``t`` moves by ``days x 86400 +
+    offset(t) - offset'(w)`` seconds, where ``offset(t)`` is the zone's UTC
+    offset at ``t`` and ``w = t + offset(t) + days x 86400`` the wall time it
+    lands on, read as ``zoneinfo`` reads a wall time with ``fold=0``: with the
+    offset before a change until the later of the change's two wall readings
+    (a time in a gap moves later by the gap, a repeated time is its first
+    occurrence). Both offsets are a ``CASE`` over the zone's changes in the
+    span, so SQLite and PostgreSQL agree with Python to the microsecond.
+    """
+
+    def __init__(self, programme: Programme, earliest: dt.datetime, latest: dt.datetime, days: int) -> None:
+        if days < 0:
+            raise ValueError(f"a shift forward, got {days} days")
+        self.days = days
+        start = programme.day_start(programme.local_day(aware(earliest)) - dt.timedelta(days=1))
+        end = programme.day_start(programme.local_day(aware(latest)) + dt.timedelta(days=days + 2))
+        self.offsets = offset_changes(programme, start, end)
+
+    def at(self, instant: ColumnElement[dt.datetime]) -> ColumnElement[dt.datetime]:
+        """``instant`` (a timestamp column) ``days`` local days later."""
+        if not self.days:
+            return instant
+        seconds = EpochSeconds(instant)
+        offset = _offset_of(seconds, self.offsets)
+        shift = sa.literal(self.days * DAY, Integer)
+        wall = (seconds + offset + shift).self_group()
+        (_, first), *changes = self.offsets
+        read: ColumnElement[int] = sa.literal(first, Integer)
+        if changes:
+            whens = []
+            for n in range(1, len(self.offsets)):
+                at, after = self.offsets[n]
+                before = self.offsets[n - 1][1]
+                whens.append(
+                    (wall < sa.literal(at + max(before, after), Integer), sa.literal(before, Integer))
+                )
+            read = sa.case(*whens, else_=sa.literal(changes[-1][1], Integer))
+        return PlusSeconds(instant, (shift + offset - read).self_group())
+
+
+def _offset_of(seconds: ColumnElement[int], offsets: list[tuple[int, int]]) -> ColumnElement[int]:
+    """The zone's UTC offset at epoch second ``seconds``, a ``CASE`` over ``offsets``."""
+    (_, first), *changes = offsets
+    if not changes:
+        return sa.literal(first, Integer)
+    whens = [
+        (seconds < sa.literal(at, Integer), sa.literal(before, Integer)) for at, before in _spans(offsets)
+    ]
+    return sa.case(*whens, else_=sa.literal(changes[-1][1], Integer))
 
 
 def day_number(programme: Programme, instant: dt.datetime) -> int:

@@ -71,9 +71,9 @@ from engine.loyalty.ledger import (
     lock_accounts,
     record_tier_changes,
 )
-from engine.loyalty.programme import Programme
+from engine.loyalty.programme import Programme, shifted
 from engine.models import ACCOUNT, CLAWBACK, CUSTOMER, EARN, ENTRY, LOT
-from engine.settings import TIER_WINDOWS, parse_duration
+from engine.settings import TIER_WINDOWS
 
 #: accounts per transaction
 CHUNK = 5000
@@ -120,7 +120,8 @@ def qualifying_windows(programme: Programme, now: dt.datetime) -> tuple[Window, 
     """The current window, and for calendar windows the last completed period (None when rolling)."""
     window = programme.settings.qualify_window
     if window not in TIER_WINDOWS:
-        return Window(now - parse_duration(window), now, False, True), None
+        # a rolling window in days is calendar days: the same local time that many days before now
+        return Window(shifted(now, window, programme.zone, sign=-1), now, False, True), None
     kind = window.removeprefix("calendar_")
     first = period_start(programme.local_day(now), kind)
     previous = period_start(first - dt.timedelta(days=1), kind)

@@ -290,6 +290,23 @@ def settle(connection: Connection, programme: Programme, account_id: int, now: d
         repay_debts(connection, programme, [account_id], now)
 
 
+def bring_up_to_date(engine: Engine, programme: Programme, account_id: int, now: dt.datetime) -> bool:
+    """Settle one account as of ``now`` when something is due (points out of the return window, lots
+    past their expiry); True when it posted. What is read afterwards is the balance as it is now.
+
+    Reading stays a read when nothing is due; otherwise it posts what the daily batch would post
+    (``activate:<lot>``, ``expire:<lot>``, repayments of debt), under the account's lock, once.
+    """
+    with engine.connect() as connection:
+        to_activate, to_expire = due_lots(connection, account_id, now)
+    if not to_activate and not to_expire:
+        return False
+    with write_transaction(engine) as connection:
+        lock_accounts(connection, [account_id])
+        settle(connection, programme, account_id, now)
+    return True
+
+
 def repay_debts(
     connection: Connection, programme: Programme, account_ids: Sequence[int], now: dt.datetime
 ) -> int:

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, select
 
 from engine.clock import utcnow
 from engine.errors import NotFoundError
+from engine.loyalty.ledger.core import bring_up_to_date
 from engine.loyalty.ledger.posting import customer_id_of, customer_label, open_holds
 from engine.loyalty.programme import Programme
 from engine.models import ACCOUNT, AVAILABLE, ENTRY, LOT, OPERATION, PENDING
@@ -107,8 +108,18 @@ def _account(connection: Connection, programme: Programme, customer: int | str) 
 def balance(
     engine: Engine, programme: Programme, customer: int | str, *, now: dt.datetime | None = None
 ) -> Balance:
-    """The member's balance as the ledger holds it now."""
+    """The member's balance now: points whose return window has ended are available at once.
+
+    When lots are due (out of the return window, past their expiry) the
+    account is brought up to date first (:func:`bring_up_to_date`), as any
+    ledger command does, so the till offers exactly what ``redeem`` accepts.
+    ``value`` is the available points in money; pending points are apart.
+    """
     now = now or utcnow()
+    with engine.connect() as connection:
+        found = _account(connection, programme, customer)
+    if found.merged_into_id is None:  # a merged account holds nothing any more
+        bring_up_to_date(engine, programme, int(found.id), now)
     with engine.connect() as connection:
         account = _account(connection, programme, customer)
         merged_into = customer_label(connection, account.merged_into_id) if account.merged_into_id else None
@@ -143,7 +154,6 @@ def balance(
     )
     tier = account.tier_override if override else account.tier
     discount = programme.tier(tier).discount_percent if tier else Decimal(0)
-    outstanding = int(account.available) + int(account.pending) + int(account.held)
     return Balance(
         programme=programme.name,
         customer=label,
@@ -152,7 +162,7 @@ def balance(
         pending=int(account.pending),
         held=int(account.held),
         debt=int(account.debt),
-        value=(Decimal(outstanding) * programme.point_value).quantize(CENT),
+        value=(Decimal(int(account.available)) * programme.point_value).quantize(CENT),
         currency=programme.currency,
         tier=tier,
         tier_override_until=account.override_until if override else None,
@@ -189,7 +199,17 @@ def statement(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
 ) -> Statement:
-    """Every entry of the member's account (available and pending points) between ``since`` and ``until``."""
+    """Every entry of the member's account (available and pending points) between ``since`` and ``until``.
+
+    A statement up to now first brings the account up to date (:func:`bring_up_to_date`): the
+    points whose return window ended show as activated.
+    """
+    now = utcnow()
+    if until is None or until >= now:
+        with engine.connect() as connection:
+            found = _account(connection, programme, customer)
+        if found.merged_into_id is None:
+            bring_up_to_date(engine, programme, int(found.id), now)
     with engine.connect() as connection:
         account = _account(connection, programme, customer)
         rows = connection.execute(

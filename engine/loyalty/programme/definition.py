@@ -15,9 +15,10 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from engine.errors import ConfigError, NotFoundError
+from engine.loyalty.programme.dates import shift_days, shifted
 from engine.loyalty.programme.earn_rules import EarnRules, compile_earn_rules
 from engine.rules import CustomerFields
-from engine.settings import Partner, ProgrammeSection, Settings, Tier, parse_duration
+from engine.settings import Lag, Partner, ProgrammeSection, Settings, Tier, parse_duration, parse_lag
 
 UTC = dt.UTC
 
@@ -73,22 +74,31 @@ class Programme:
         return dt.datetime.combine(day, dt.time(0), tzinfo=self.zone).astimezone(UTC)
 
     def available_at(self, earned_at: dt.datetime) -> dt.datetime:
-        """When points earned at ``earned_at`` leave the return window (``pending_days`` later)."""
-        return earned_at + dt.timedelta(days=self.settings.pending_days)
+        """When points earned at ``earned_at`` leave the return window: the same local time
+        ``pending_days`` calendar days later (:mod:`engine.loyalty.programme.dates`)."""
+        if not self.settings.pending_days:
+            return earned_at.astimezone(UTC)
+        return shift_days(earned_at, self.settings.pending_days, self.zone)
+
+    @property
+    def expiry_lag(self) -> Lag:
+        """The lag of a calendar expiry (``expiry_after``)."""
+        return parse_lag(self.settings.expiry_after)
 
     def expires_at(self, earned_at: dt.datetime) -> dt.datetime | None:
         """When a lot earned at ``earned_at`` expires; None for ``never`` and ``inactivity``.
 
-        Rolling: ``earned_at`` plus the duration. Calendar: the end of the month,
-        quarter or year (programme zone) that contains ``earned_at`` plus
-        ``expiry_after``.
+        Rolling: ``earned_at`` moved by the duration (calendar days for ``d``
+        and ``w``). Calendar: the end of the month, quarter or year (programme
+        zone) that contains the local earn date plus ``expiry_after``
+        (:mod:`engine.loyalty.programme.dates`).
         """
         kind = self.settings.expiry_kind
         if kind in ("never", "inactivity"):
             return None
         if kind == "rolling":
-            return earned_at + parse_duration(self.settings.expiry)
-        day = self.local_day(earned_at + parse_duration(self.settings.expiry_after))
+            return shifted(earned_at, self.settings.expiry, self.zone)
+        day = self.expiry_lag.after(self.local_day(earned_at))
         return self.day_start(period_end(day, kind))
 
     @property
