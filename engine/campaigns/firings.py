@@ -1,8 +1,9 @@
 """When a campaign fires: the one definition the scheduler, ``crm plan`` and ``crm run`` share.
 
 * ``schedule``: each occurrence of the cron expression in the business zone
-  (:class:`~engine.campaigns.schedules.BusinessCronTrigger`, read as crontab
-  reads it, DST-correct), within the campaign's dates;
+  (:class:`~engine.campaigns.schedules.BusinessCronTrigger`, read as Debian
+  cron reads it: a fixed time the clocks skip fires at the change, one they
+  repeat fires once), within the campaign's dates;
 * ``at``: once (a time without a zone is in the business zone);
 * ``anniversary``: once a day at ``[scheduler].anniversary_at`` business time (the
   step's own send time and quiet hours still apply per customer);

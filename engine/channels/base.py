@@ -3,11 +3,13 @@
 A channel takes a batch of :class:`OutgoingMessage` and answers one
 :class:`DeliveryResult` per message, in order. A failure of one message is a
 result, never an exception out of the batch. Every message carries its
-idempotency key (run, customer, step); the Message-ID of an email derives
-from it. Channels that can see what they delivered before (memory, Maildir,
-files) deliver a key at most once; for the others (SMTP, gateways) the
-outbox hands a key out once, and the deterministic Message-ID makes a repeat
-after a crash recognisable.
+idempotency key (run, customer, step) and the installation whose outbox
+holds it; the Message-ID of an email derives from both
+(:func:`message_id`): the same on every attempt, never the same in two
+databases. Channels that can see what they delivered before (memory,
+Maildir, files) deliver a key at most once; for the others (SMTP, gateways)
+the outbox hands a key out once, and the deterministic Message-ID makes a
+repeat after a crash recognisable.
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ class OutgoingMessage:
     ``key`` is the idempotency key (``run:customer:step``); ``recipient`` the
     address on this channel (email address, E.164 phone, postal address);
     ``details`` what file-based channels list beside it (name, curator,
-    calling window, segment, campaign, script...).
+    calling window, segment, campaign, script...). ``installation`` is the
+    id of the database whose outbox holds the message
+    (:func:`engine.db.installation_id`): keys repeat from one database to
+    the next, so the Message-ID and the Maildir file name mix it in. The
+    outbox always sets it; a message made by hand (tests, benchmarks) may
+    leave it empty.
     """
 
     key: str
@@ -45,6 +52,7 @@ class OutgoingMessage:
     text: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
+    installation: str = ""
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,23 @@ class Channel(Protocol):
         ...
 
 
-def message_id(key: str, domain: str) -> str:
-    """The deterministic Message-ID of the message with idempotency ``key``."""
-    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-    return f"<{digest}@{domain}>"
+def message_digest(key: str, installation: str) -> str:
+    """32 hex digits naming the message with idempotency ``key`` of ``installation``.
+
+    The same on every attempt (a retry, a restart, another worker), different
+    for the same key of another installation: the left part of the
+    Message-ID, and the Maildir file name.
+    """
+    return hashlib.sha256(f"{installation}:{key}".encode()).hexdigest()[:32]
+
+
+def message_id(key: str, domain: str, *, installation: str) -> str:
+    """The Message-ID of the message with idempotency ``key`` of ``installation``: deterministic, unique.
+
+    RFC 5322 wants a Message-ID unique for ever; receivers that thread or
+    de-duplicate by it would hide a second message with the same one. The
+    key alone repeats in every database (run 1, customer 1, step 0), so the
+    installation id is mixed in; the key keeps it stable across retries,
+    which lets a receiver recognise the repeat of a message it had.
+    """
+    return f"<{message_digest(key, installation)}@{domain}>"

@@ -71,7 +71,7 @@ def _header(value: str, name: str) -> str:
 def build_email(
     message: OutgoingMessage, *, sender: str, domain: str, extra_headers: Mapping[str, str] | None = None
 ) -> EmailMessage:
-    """The MIME message for ``message``: text and HTML alternatives, Message-ID from its key.
+    """The MIME message for ``message``: text and HTML alternatives, Message-ID from its key and installation.
 
     Raises :class:`HeaderInjectionError` when a header value holds a line break.
     """
@@ -80,7 +80,7 @@ def build_email(
     email["To"] = _header(message.recipient, "To")
     email["Subject"] = _header(message.subject or "", "Subject")
     email["Date"] = formatdate(usegmt=True)
-    email["Message-ID"] = message_id(message.key, domain)
+    email["Message-ID"] = message_id(message.key, domain, installation=message.installation)
     for name, value in {**(extra_headers or {}), **message.headers}.items():
         email[_header(name, "header name")] = _header(value, name)
     text = message.text if message.text is not None else html_to_text(message.html or "")

@@ -1,20 +1,28 @@
 """Email into a Maildir: the embedded default transport, no server needed.
 
 Each message is written to ``tmp/`` and then linked into ``new/`` under a
-name derived from its idempotency key, so any mail client opens the folder,
-a message is never half-visible, and the same key is never delivered twice
-(a second delivery finds the name taken and reports it sent).
+name derived from its idempotency key and installation (as its Message-ID
+is), so any mail client opens the folder, a message is never half-visible,
+and the same key is never delivered twice (a second delivery finds the name
+taken and reports it sent), while another database's message with the same
+key (a rebuilt database writing into the same folder) is delivered as its own.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage, SendJournal, message_id
+from engine.channels.base import (
+    DeliveryResult,
+    DeliveryStatus,
+    OutgoingMessage,
+    SendJournal,
+    message_digest,
+    message_id,
+)
 from engine.channels.mime_template import MimeTemplate
 from engine.errors import HeaderInjectionError
 
@@ -32,9 +40,9 @@ class MaildirEmailChannel:
             (root / folder).mkdir(parents=True, exist_ok=True)
         self._names: set[str] | None = None
 
-    def file_name(self, key: str) -> str:
-        """The Maildir name of the message with idempotency ``key``."""
-        return hashlib.sha256(key.encode()).hexdigest()[:32] + ".crm-engine"
+    def file_name(self, key: str, installation: str = "") -> str:
+        """The Maildir name of the message with idempotency ``key`` of ``installation``."""
+        return message_digest(key, installation) + ".crm-engine"
 
     def _delivered(self) -> set[str]:
         """Names already in the Maildir (``new/``, or ``cur/`` where clients add ``:2,FLAGS``), read once."""
@@ -50,8 +58,8 @@ class MaildirEmailChannel:
         results = []
         delivered = self._delivered()
         for message in messages:
-            name = self.file_name(message.key)
-            reference = message_id(message.key, self.domain)
+            name = self.file_name(message.key, message.installation)
+            reference = message_id(message.key, self.domain, installation=message.installation)
             if name in delivered:
                 results.append(DeliveryResult(message.key, DeliveryStatus.SENT, reference=reference))
                 continue

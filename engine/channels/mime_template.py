@@ -247,7 +247,9 @@ class MimeTemplate:
             address_line("To", message.recipient),
             header_line("Subject", message.subject or ""),
             self._date_line(),
-            b"Message-ID: " + message_id(message.key, self.domain).encode("ascii") + CRLF,
+            b"Message-ID: "
+            + message_id(message.key, self.domain, installation=message.installation).encode("ascii")
+            + CRLF,
             self._headers(message),
         ]
         text = message.text if message.text is not None else html_to_text(message.html or "")

@@ -103,7 +103,7 @@ class SmtpEmailChannel:
     async def _send_one(
         self, session: SmtpSession, message: OutgoingMessage, journal: SendJournal | None
     ) -> DeliveryResult:
-        reference = message_id(message.key, self.domain)
+        reference = message_id(message.key, self.domain, installation=message.installation)
         try:
             data = self.mime.render(message, eight_bit=session.eight_bit)
             recipient = mailbox(message.recipient)[1].encode("ascii")

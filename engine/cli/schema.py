@@ -8,8 +8,9 @@ import typer
 
 from engine.budget import budgets_folder, load_budgets
 from engine.campaigns import campaign_json_schema, campaigns_folder, load_campaigns
-from engine.cli.app import console, state
+from engine.cli.app import console, console_err, state
 from engine.db import upgrade
+from engine.outbox import email_warnings
 
 
 def init() -> None:
@@ -31,6 +32,9 @@ def init() -> None:
 def validate() -> None:
     """Check config.toml, campaigns/*.toml and budgets/*.toml (rules, types, references); no data touched.
 
+    Warnings (such as email sent through SMTP without an https links.base_url,
+    so without RFC 8058 one-click unsubscribe) are printed but do not fail.
+
     Example: crm validate
     Example: crm --config staging.toml validate
     """
@@ -44,6 +48,8 @@ def validate() -> None:
     budgets = load_budgets(config, campaigns)
     periods = ", ".join(budgets.labels()) or "none"
     console.print(f"{budgets_folder(config)}: ok — {len(budgets.files)} budgets ({periods})", soft_wrap=True)
+    for warning in email_warnings(config):
+        console_err.print(f"warning: {warning}", soft_wrap=True, markup=False)
 
 
 def schema() -> None:

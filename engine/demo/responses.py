@@ -2,8 +2,9 @@
 
 Everything goes through the paths a real shop uses: opens and clicks are
 requests to the HTTP API's tracking links found in the emails of the
-Maildir, a few customers unsubscribe with the one-click link, the call
-centre's outcomes and survey scores come back as a file for
+Maildir, a few customers unsubscribe with the one-click link (RFC 8058,
+which emails offer when their links are https; else through the link's
+page), the call centre's outcomes and survey scores come back as a file for
 ``crm import responses``, the purchases of the following weeks as a file for
 ``crm import purchases``. Treated customers buy more than the control group,
 and more still when they clicked or were reached: the evaluation that
@@ -23,12 +24,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, func, select
 
 from engine.config import Config
 from engine.models import CUSTOMER, ENGAGED_KINDS, OUTBOX, RESPONSE, RUN
 from engine.models import outbox as states
+
+if TYPE_CHECKING:
+    import httpx
 
 #: the demo call centre's own codes (``[responses.call_centres.main]`` of the example config)
 CALL_CODES = {
@@ -59,6 +64,7 @@ UNSUBSCRIBE_RATE = 0.01
 REPLY_RATE = 0.02
 SURVEY_RATE = 0.35  # of reached calls
 CATEGORIES = ("cosmetics", "shoes", "clothes", "home", "accessories")
+ONE_CLICK = "List-Unsubscribe=One-Click"  # the List-Unsubscribe-Post header of an email that offers it
 _PIXEL = re.compile(r'src="([^"]*/t/o/[^"]+)"')
 _CLICK = re.compile(r'href="([^"]*/t/c/[^"]+)"')
 
@@ -140,8 +146,8 @@ def answer_emails(engine: Engine, config: Config, maildir: Path, rng: random.Ran
             if rng.random() < UNSUBSCRIBE_RATE:
                 link = re.search(r"<(https?://[^>]+)>", str(message["List-Unsubscribe"] or ""))
                 if link:
-                    answer = client.post(here(link.group(1)), data={"List-Unsubscribe": "One-Click"})
-                    unsubscribes += answer.status_code == 200
+                    one_click = str(message["List-Unsubscribe-Post"] or "").strip() == ONE_CLICK
+                    unsubscribes += _unsubscribe(client, here(link.group(1)), one_click=one_click)
                 continue
             if rng.random() >= OPEN_RATE:
                 continue
@@ -154,6 +160,20 @@ def answer_emails(engine: Engine, config: Config, maildir: Path, rng: random.Ran
             if links and rng.random() < CLICK_RATE:
                 clicks += client.get(here(rng.choice(links)), follow_redirects=False).status_code == 302
     return EmailResponses(opens, clicks, unsubscribes)
+
+
+def _unsubscribe(client: httpx.Client, link: str, *, one_click: bool) -> bool:
+    """Unsubscribe as a mail client lets the customer: one-click where the email offers it, else the page.
+
+    RFC 8058 one-click (a POST of ``List-Unsubscribe=One-Click``) only when
+    the email carries ``List-Unsubscribe-Post`` (an https link); otherwise
+    the customer opens the link's page and submits its form.
+    """
+    if one_click:
+        return client.post(link, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    if client.get(link).status_code != 200:
+        return False
+    return client.post(link, data={"scope": "email"}).status_code == 200
 
 
 def engaged_customers(engine: Engine, run_ids: list[int]) -> set[int]:

@@ -8,6 +8,7 @@ again starts the database afresh.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 import shutil
 import time
@@ -27,11 +28,14 @@ from engine.demo.loyalty import DemoLoyalty, run_demo_loyalty
 from engine.demo.shop import DemoDataSummary, generate_demo_data
 from engine.metrics import business_today
 from engine.models import CUSTOMER, METRICS
+from engine.outbox import offers_one_click
 from engine.segments import RefreshResult, refresh_all
 from engine.settings import read_toml
 
 DEFAULT_CONFIG = Path(__file__).parents[1] / "defaults" / "config.toml"
 DATABASE = "demo.db"
+#: where the demo's customers reach the API (its links); the demo answers them on a loopback port
+DEMO_BASE_URL = "https://crm.shop.example"
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,17 @@ def prepare_workspace(folder: Path, source_config: Path | None = None) -> Path:
         text = text.replace(f'"{url}"', f'"sqlite:///{DATABASE}"', 1)
     else:
         text = f'[engine]\ndatabase_url = "sqlite:///{DATABASE}"\n\n' + text
+    base_url = data.get("links", {}).get("base_url")
+    if not offers_one_click(base_url or ""):
+        # customers reach the API at an https address (a TLS proxy in front of `crm serve`), so the
+        # demo's emails offer one-click unsubscribe as real ones do; the demo serves it on loopback
+        line = f'base_url = "{DEMO_BASE_URL}"   # the demo API as customers would reach it, behind TLS\n'
+        if base_url:
+            text = re.sub(rf'(?m)^base_url\s*=\s*"{re.escape(base_url)}".*\n', lambda _: line, text, count=1)
+        elif "[links]\n" in text:
+            text = text.replace("[links]\n", "[links]\n" + line, 1)
+        else:
+            text += "\n[links]\n" + line
     if not data.get("links", {}).get("secret"):
         # the demo sends real emails into its Maildir: their unsubscribe links need a key
         secret = (

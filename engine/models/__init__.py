@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.models.api_key import API_SCOPES, ApiKey
 from engine.models.customer import CONSENT_CHANNELS, LIFECYCLE_STAGES, Customer, CustomerSourceRecord
 from engine.models.import_batch import ImportBatch
+from engine.models.installation import Installation
 from engine.models.loyalty import (
     ACTIVATE,
     ADJUST,
@@ -77,6 +78,7 @@ from engine.models.tables import (
     ENTRY,
     EVENT,
     IMPORT_BATCH,
+    INSTALLATION,
     LOT,
     MEMBERSHIP,
     METRIC_VALUE,
@@ -129,6 +131,7 @@ __all__ = [
     "HELD",
     "HOLD",
     "IMPORT_BATCH",
+    "INSTALLATION",
     "LIFECYCLE_STAGES",
     "LOT",
     "MEMBERSHIP",
@@ -179,6 +182,7 @@ __all__ = [
     "CustomerScore",
     "CustomerSourceRecord",
     "ImportBatch",
+    "Installation",
     "LoyaltyAccount",
     "LoyaltyEntry",
     "LoyaltyLot",

@@ -4,7 +4,10 @@
   about) a contact: opened, clicked, unsubscribed, replied, a call outcome,
   a survey score, a bounce. Tracking links record them with the outbox row
   they came from; imports with their file and line. ``(source, key)`` is
-  unique, so importing the same file twice records nothing new.
+  unique, so a recorder never records one response twice; a response
+  imported from a file (``import_id`` set) is unique by its ``key`` alone,
+  derived from its content, so importing the same file again records nothing
+  new whatever ``--source`` says (``source`` is then a label, not identity).
 * **Conversion** (``conversion``): one purchase attributed to one contact
   (or control-group assignment) whose campaign goal window holds it, under
   the attribution model of ``[evaluation]``. Rebuilt by
@@ -17,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Index
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from engine.clock import utcnow
@@ -58,6 +61,14 @@ class ContactResponse(SQLModel, table=True):
         Index("ix_contact_response_outbox", "outbox_id", "kind"),
         Index("ix_contact_response_customer", "customer_id", "occurred_at"),
         Index("ux_contact_response_key", "source", "key", unique=True),
+        # imported responses: the same content is the same response, whatever source the import named
+        Index(
+            "ux_contact_response_imported",
+            "key",
+            unique=True,
+            postgresql_where=text("import_id IS NOT NULL"),
+            sqlite_where=text("import_id IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -14,6 +14,7 @@ from sqlmodel import SQLModel
 from engine.models.api_key import ApiKey
 from engine.models.customer import Customer, CustomerSourceRecord
 from engine.models.import_batch import ImportBatch
+from engine.models.installation import Installation
 from engine.models.loyalty import (
     LoyaltyAccount,
     LoyaltyEntry,
@@ -41,6 +42,7 @@ API_KEY = table_of(ApiKey)
 CUSTOMER = table_of(Customer)
 SOURCE_RECORD = table_of(CustomerSourceRecord)
 IMPORT_BATCH = table_of(ImportBatch)
+INSTALLATION = table_of(Installation)
 ACCOUNT = table_of(LoyaltyAccount)
 ENTRY = table_of(LoyaltyEntry)
 LOT = table_of(LoyaltyLot)
@@ -70,6 +72,7 @@ __all__ = [
     "ENTRY",
     "EVENT",
     "IMPORT_BATCH",
+    "INSTALLATION",
     "LOT",
     "MEMBERSHIP",
     "METRICS",

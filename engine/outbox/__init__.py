@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from engine.outbox.compose import email_warnings, offers_one_click
 from engine.outbox.recovery import RecoverySummary, recover
 from engine.outbox.resend import resend_failed
 from engine.outbox.worker import DrainSummary, drain
@@ -20,6 +21,8 @@ __all__ = [
     "DrainSummary",
     "RecoverySummary",
     "drain",
+    "email_warnings",
+    "offers_one_click",
     "recover",
     "resend_failed",
 ]

@@ -15,9 +15,11 @@ because time has passed since its run was planned:
 
 The rest are rendered as :func:`engine.campaigns.preview.template_context`
 shows (the same context a preview sees, plus ``variant``): emails with their
-variant's subject and template, ``List-Unsubscribe`` headers (RFC 8058
-one-click), their links tracked and an open pixel (:mod:`engine.responses.tracking`),
-SMS as text, calls, letters and meetings with what their list files show.
+variant's subject and template, ``List-Unsubscribe`` headers (with RFC 8058
+one-click when the link is https), their links tracked and an open pixel
+(:mod:`engine.responses.tracking`), SMS as text, calls, letters and meetings
+with what their list files show. Every message carries the installation id,
+read once, which its Message-ID mixes in.
 A template that fails for one customer fails that row, never the batch.
 """
 
@@ -29,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from sqlalchemy import Connection, Engine, Numeric, cast, func, literal, or_, select, union_all
 
@@ -47,6 +49,7 @@ from engine.clock import local_instant
 from engine.config import Config
 from engine.contact_policy import SUPPRESSIBLE_CHANNELS, normalise_address, sign
 from engine.customers import CustomerProfile
+from engine.db import installation_id
 from engine.errors import ConfigError
 from engine.models import (
     CONSENT_CHANNELS,
@@ -113,12 +116,40 @@ def full_name(fields: Mapping[str, Any]) -> str:
     return " ".join(p for p in parts if p) or (fields.get("company") or "")
 
 
+def offers_one_click(url: str) -> bool:
+    """Whether an email may offer RFC 8058 one-click unsubscribe for ``url``: only for an https URI."""
+    return urlsplit(url).scheme.lower() == "https"
+
+
+def email_warnings(config: Config) -> list[str]:
+    """What in ``config`` makes the emails it sends fall short of what receivers expect; empty when nothing.
+
+    ``crm validate`` prints these; sending goes on regardless. Through SMTP
+    with a ``[links].base_url`` that is not https, emails carry
+    ``List-Unsubscribe`` but no one-click (``List-Unsubscribe-Post``, RFC 8058
+    allows it for https only), which large mailbox providers require of bulk
+    senders. A Maildir is read locally: no warning.
+    """
+    settings = config.settings
+    base_url = settings.links.base_url
+    if settings.channels.email.transport != "smtp" or offers_one_click(base_url):
+        return []
+    reason = (
+        f"{base_url!r} is not https: emails sent through SMTP carry no RFC 8058 one-click unsubscribe "
+        "(List-Unsubscribe-Post), which large mailbox providers require of bulk senders; "
+        "set it to the https address at which customers reach `crm serve`"
+    )
+    return [str(settings.error("links.base_url", reason))]
+
+
 class Composer:
     """Turns claimed rows into messages; reloads the campaign files for a campaign it does not know."""
 
-    def __init__(self, engine: Engine, config: Config) -> None:
+    def __init__(self, engine: Engine, config: Config, *, installation: str | None = None) -> None:
         self.engine = engine
         self.config = config
+        # mixed into every message's Message-ID; read once (the worker passes the one it read)
+        self.installation = installation if installation is not None else installation_id(engine)
         self.renderer = ContentRenderer(campaigns_folder(config) / "templates")
         self.zone = zoneinfo.ZoneInfo(config.settings.engine.timezone)
         self._campaigns: dict[str, CampaignFile] | None = None
@@ -336,17 +367,22 @@ class Composer:
         return context
 
     def _unsubscribe_headers(self, url: str, customer_id: int, campaign: str) -> dict[str, str]:
-        """RFC 8058 one-click unsubscribe: the signed link (the one the template sees) and a mailto."""
+        """List-Unsubscribe: the signed link (the one the template sees) and a mailto; one-click when https.
+
+        RFC 8058 allows one-click (``List-Unsubscribe-Post``) for an https URI
+        only, so an http link (the default ``[links].base_url``) is offered
+        without it: the link still unsubscribes, through its page.
+        """
         secret = self.config.settings.links.secret
         if not secret:
             raise ConfigError("[links].secret is not set: unsubscribe links cannot be signed")
         payload = f"u.{customer_id}.{campaign}"
         subject = quote(f"unsubscribe {payload} {sign(payload, secret)}", safe="")
         mailbox = f"unsubscribe@{self.config.settings.channels.email.domain}"
-        return {
-            "List-Unsubscribe": f"<{url}>, <mailto:{mailbox}?subject={subject}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        }
+        headers = {"List-Unsubscribe": f"<{url}>, <mailto:{mailbox}?subject={subject}>"}
+        if offers_one_click(url):
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        return headers
 
     def _render(
         self,
@@ -381,11 +417,12 @@ class Composer:
                 text=email.text,
                 headers=headers,
                 details={"campaign": definition.name, "variant": row.variant or ""},
+                installation=self.installation,
             )
         if channel == "sms":
             template = self._template_and_subject(definition, step, row.variant)[0]
             text = self.renderer.render_text(template, context).strip()
-            return OutgoingMessage(key, row.customer_id, address, text=text)
+            return OutgoingMessage(key, row.customer_id, address, text=text, installation=self.installation)
         fields = profile.fields
         source = step.script or step.letter or step.template
         rendered = self.renderer.render_text(source, context).strip() if source else definition.name
@@ -414,7 +451,7 @@ class Composer:
                 "address": fields.get("address") or "",
                 "last_purchases": purchases.get(row.customer_id, ""),
             }
-        return OutgoingMessage(key, row.customer_id, address, details=details)
+        return OutgoingMessage(key, row.customer_id, address, details=details, installation=self.installation)
 
     @staticmethod
     def _template_and_subject(definition: Campaign, step: Step, variant: str | None) -> tuple[str, str]:

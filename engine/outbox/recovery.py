@@ -34,7 +34,7 @@ from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from engine.channels import message_id
 from engine.clock import utcnow
 from engine.config import Config
-from engine.db import write_transaction
+from engine.db import installation_id, write_transaction
 from engine.models import COMMITTING, OUTBOX, QUEUED, RUN, SENDING, SENT, WORKER
 from engine.outbox.record import SendPrices
 
@@ -132,12 +132,24 @@ def dead_workers(
     ]
 
 
-def settle(engine: Engine, config: Config, worker_ids: Collection[str], now: dt.datetime) -> RecoverySummary:
-    """Settle the rows ``worker_ids`` held (sending: queued again; committing: sent) and mark them stopped."""
+def settle(
+    engine: Engine,
+    config: Config,
+    worker_ids: Collection[str],
+    now: dt.datetime,
+    *,
+    installation: str | None = None,
+) -> RecoverySummary:
+    """Settle the rows ``worker_ids`` held (sending: queued again; committing: sent) and mark them stopped.
+
+    An email recorded as sent gets the Message-ID the dead worker gave it:
+    the same key and ``installation`` (read from the database when not given).
+    """
     summary = RecoverySummary(dead_workers=sorted(worker_ids))
     if not worker_ids:
         return summary
     domain = config.settings.channels.email.domain
+    installation = installation if installation is not None else installation_id(engine)
     prices = SendPrices.from_config(config)
     held = OUTBOX.c.claimed_by.in_(list(worker_ids))
     with write_transaction(engine) as connection:
@@ -176,7 +188,9 @@ def settle(engine: Engine, config: Config, worker_ids: Collection[str], now: dt.
                     {
                         "row_id": row.id,
                         "new_sent_at": row.updated_at,
-                        "new_reference": message_id(f"{row.run_id}:{row.customer_id}:{row.step}", domain)
+                        "new_reference": message_id(
+                            f"{row.run_id}:{row.customer_id}:{row.step}", domain, installation=installation
+                        )
                         if row.channel == "email"
                         else None,
                         "new_unit_cost": prices.at(
@@ -202,10 +216,16 @@ def recover(
     now: dt.datetime | None = None,
     dead_after: dt.timedelta = DEAD_AFTER,
     exclude: str | None = None,
+    installation: str | None = None,
 ) -> RecoverySummary:
-    """Find dead workers and settle the rows they held; forget workers stopped long ago."""
+    """Find dead workers and settle the rows they held; forget workers stopped long ago.
+
+    ``installation`` is the database's installation id when the caller has
+    read it already (a worker reads it once); else it is read when needed.
+    """
     now = now or utcnow()
-    summary = settle(engine, config, dead_workers(engine, now, dead_after=dead_after, exclude=exclude), now)
+    dead = dead_workers(engine, now, dead_after=dead_after, exclude=exclude)
+    summary = settle(engine, config, dead, now, installation=installation)
     with write_transaction(engine) as connection:
         connection.execute(delete(WORKER).where(WORKER.c.stopped_at < now - FORGET_AFTER))
     return summary

@@ -8,8 +8,10 @@ workers, on any number of hosts, share the work through the database (see
 allows fewer a second), a token bucket keeps to ``rate_per_second``, and
 the channel itself sends with ``concurrency`` connections.
 
-The worker registers, beats a heartbeat, and recovers the rows of dead
-workers at start and every :data:`RECOVER_EVERY` seconds
+The worker reads the database's installation id once (every Message-ID
+mixes it in, see :func:`engine.channels.message_id`), registers, beats a
+heartbeat, and recovers the rows of dead workers at start and every
+:data:`RECOVER_EVERY` seconds
 (:mod:`engine.outbox.recovery`). When ``stop`` is set (SIGTERM, SIGINT), it
 finishes and records the batches in flight and returns. With
 ``until_idle`` it returns as soon as no row is due (rows scheduled later,
@@ -43,6 +45,7 @@ from engine.channels import (
 )
 from engine.clock import utcnow
 from engine.config import Config
+from engine.db import installation_id
 from engine.models import (
     BOUNCED,
     DELIVERED,
@@ -157,6 +160,7 @@ class _Drainer:
         clock: Clock,
         poll_every: float,
         recover_every: float,
+        installation: str,
     ) -> None:
         self.engine = engine
         self.config = config
@@ -172,7 +176,8 @@ class _Drainer:
         self.clock = clock
         self.poll_every = poll_every
         self.recover_every = recover_every
-        self.composer = Composer(engine, config)
+        self.installation = installation
+        self.composer = Composer(engine, config, installation=installation)
         self.prices = SendPrices.from_config(config)
         self.journal = OutboxJournal(engine, self.worker_id, clock=clock)
         self._opened: dict[str, tuple[dt.date, Channel]] = {}
@@ -216,7 +221,13 @@ class _Drainer:
         while True:
             await asyncio.sleep(self.recover_every)
             self.summary.add_recovery(
-                recover(self.engine, self.config, now=self.clock(), exclude=self.worker_id)
+                recover(
+                    self.engine,
+                    self.config,
+                    now=self.clock(),
+                    exclude=self.worker_id,
+                    installation=self.installation,
+                )
             )
 
     async def _channel(self, name: str, now: dt.datetime) -> Channel:
@@ -364,11 +375,14 @@ def drain(
     worker_id = worker_id or new_worker_id()
     stop = stop or threading.Event()
     summary = DrainSummary(worker_id)
+    installation = installation_id(engine)  # every Message-ID of this drain mixes it in
     register_worker(engine, worker_id, clock())
     heartbeat = Heartbeat(engine, worker_id, clock=clock)
     heartbeat.start()
     try:
-        summary.add_recovery(recover(engine, config, now=clock(), exclude=worker_id))
+        summary.add_recovery(
+            recover(engine, config, now=clock(), exclude=worker_id, installation=installation)
+        )
         summary.due = count_due(engine, names, clock(), run_id=run_id)
         drainer = _Drainer(
             engine,
@@ -384,10 +398,11 @@ def drain(
             clock=clock,
             poll_every=poll_every,
             recover_every=recover_every,
+            installation=installation,
         )
         run_loop(drainer.run())
     finally:
         heartbeat.stop()
         # rows still held (an error, a cancelled send) are settled as recovery would settle them
-        settle(engine, config, [worker_id], clock())
+        settle(engine, config, [worker_id], clock(), installation=installation)
     return summary

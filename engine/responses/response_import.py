@@ -21,7 +21,10 @@ Columns (headers matched like the other imports, in English or Russian):
 A call row records its outcome (``kind`` = the outcome, ``code`` = the code as
 written) and, when it carries a score, the survey score too. Each response
 has a key derived from its content (customer, kind, time, code, score,
-campaign, contact, reply), so importing a file again records nothing new:
+campaign, contact, reply), and an imported response is unique by that key
+whatever ``source`` the import names (``source`` labels where the file came
+from; it is no part of the response's identity): importing a file again,
+under any source, or another file repeating its rows, records nothing new;
 such rows count as ``unchanged``. Responses are linked to the contact they
 answer (:mod:`engine.responses.contact_links`); wrong numbers and refusals
 change the contact policy in the same transaction
@@ -86,6 +89,9 @@ def import_responses(
 ) -> ResponseImportSummary:
     """Import call outcomes, replies and survey scores from a CSV or XLSX file; return what happened.
 
+    ``source`` labels where the file came from (on each response and on the
+    suppressions it causes); it is no part of a response's identity, so the
+    same file imported again under another source records nothing new.
     ``centre`` names the call centre whose codes the whole file uses (a
     ``centre`` column overrides it per row); ``campaigns`` are the known
     campaign keys besides those that have runs in the database. Raises
@@ -138,7 +144,7 @@ class ResponseImportSummary(ImportSummary):
 
     A row is ``inserted`` when it recorded at least one new response,
     ``unchanged`` when all its responses were there already (an earlier import
-    of the same file, or the same row earlier in this file).
+    of the same file under any source, or the same row earlier in this file).
     """
 
     responses: int = 0
@@ -277,9 +283,8 @@ class _ResponseImport:
                 )  # fmt: skip
         inserted: dict[int, str] = {}
         if values:
-            statement = insert_ignoring(connection, RESPONSE, index_elements=["source", "key"]).returning(
-                RESPONSE.c.id, RESPONSE.c.key
-            )
+            # any taken key skips the row: the imported responses' key whatever the source (and (source, key))
+            statement = insert_ignoring(connection, RESPONSE).returning(RESPONSE.c.id, RESPONSE.c.key)
             inserted = {int(row[0]): str(row[1]) for row in connection.execute(statement, values)}
         fresh = {owner[key].source.line for key in inserted.values()}
         new_keys = set(inserted.values())

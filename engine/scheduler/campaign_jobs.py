@@ -28,6 +28,7 @@ from apscheduler.events import JobExecutionEvent
 from apscheduler.executors.base import BaseExecutor, run_job
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from engine.budget import load_budgets
@@ -41,6 +42,8 @@ from engine.runs import advance, expire_run, start_run
 log = logging.getLogger("engine.scheduler")
 
 FIRE_CAMPAIGN = "engine.scheduler.campaign_jobs:fire_campaign"
+#: the id of a campaign's job: the prefix and the campaign's key
+CAMPAIGN_JOB_PREFIX = "campaign:"
 ADVANCE_RUNS = "engine.scheduler.campaign_jobs:advance_runs"
 
 _fire_time: contextvars.ContextVar[dt.datetime | None] = contextvars.ContextVar("fire_time", default=None)
@@ -66,12 +69,22 @@ def fire_time_of(run_time: dt.datetime) -> Iterator[None]:
 def run_at_fire_times(
     job: Job, jobstore_alias: str, run_times: list[dt.datetime], logger_name: str
 ) -> list[JobExecutionEvent]:
-    """APScheduler's ``run_job``, with each firing's due time available through :func:`fire_time`."""
-    events: list[JobExecutionEvent] = []
-    for run_time in run_times:
-        with fire_time_of(run_time):
-            events.extend(run_job(job, jobstore_alias, [run_time], logger_name))
-    return events
+    """APScheduler's ``run_job`` for the latest of ``run_times``, its due time known to :func:`fire_time`.
+
+    Several due times reach a job after an outage shorter than its lateness:
+    only the latest runs. For a campaign that fires at set times each earlier
+    one is recorded as an expired run that names the firing that ran instead
+    (no firing is skipped without a trace); a segment-entry or event campaign
+    and the housekeeping job lose nothing (their run covers everything since
+    the previous one).
+    """
+    *superseded, latest = sorted(run_times)
+    if superseded and job.id.startswith(CAMPAIGN_JOB_PREFIX) and not isinstance(job.trigger, IntervalTrigger):
+        config_path, key = job.args[0], job.args[1]
+        for run_time in superseded:
+            expire_campaign(config_path, key, run_time.astimezone(dt.UTC), superseded_by=latest)
+    with fire_time_of(latest):
+        return list(run_job(job, jobstore_alias, [latest], logger_name))
 
 
 class FireTimeExecutor(ThreadPoolExecutor):
@@ -173,18 +186,27 @@ def fire_campaign(config_path: str, key: str, *, fingerprint: str = "") -> None:
     )
 
 
-def expire_campaign(config_path: str, key: str, scheduled_for: dt.datetime) -> None:
-    """Record the firing of ``key`` due at ``scheduled_for`` as expired: it came later than max_lateness."""
+def expire_campaign(
+    config_path: str, key: str, scheduled_for: dt.datetime, *, superseded_by: dt.datetime | None = None
+) -> None:
+    """Record the firing of ``key`` due at ``scheduled_for`` as expired: it came later than max_lateness,
+    or a later firing due at ``superseded_by`` ran in its place after an outage."""
     loaded = _load(config_path, key)
     if loaded is None:
         return
     config, campaign = loaded
     assert campaign is not None
     late = utcnow() - scheduled_for
-    reason = (
-        f"fired {str(late).split('.')[0]} late (the scheduler was down or busy), "
-        f"more than max_lateness {campaign.campaign.max_lateness}: not sent"
-    )
+    if superseded_by is not None:
+        reason = (
+            f"missed while the scheduler was down or busy; the firing due {_local(superseded_by, config)}"
+            " ran in its place: not sent"
+        )
+    else:
+        reason = (
+            f"fired {str(late).split('.')[0]} late (the scheduler was down or busy), "
+            f"more than max_lateness {campaign.campaign.max_lateness}: not sent"
+        )
     summary = expire_run(engine_for(config), config, campaign, scheduled_for=scheduled_for, reason=reason)
     log.warning(
         "campaign %s due %s: run %s %s (%s)",

@@ -30,7 +30,12 @@ JOB_PREFIX = "loyalty:"
 
 
 def batch_schedule(section: ProgrammeSection, default_zone: str) -> dict[str, Any]:
-    """The daily schedule of a programme's batch, as :mod:`engine.campaigns.schedules` writes one."""
+    """The daily schedule of a programme's batch, as :mod:`engine.campaigns.schedules` writes one.
+
+    A fixed local time, so it fires as campaign schedules do: once every local
+    day; on a day the clocks skip ``batch_at`` (``00:00`` where they jump from
+    midnight), at the change; on a day they repeat it, at its first occurrence.
+    """
     zone = ZoneInfo(section.timezone or default_zone)
     at = section.batch_at
     return {"kind": "cron", "cron": f"{at.minute} {at.hour} * * *", "timezone": zone.key}

@@ -77,7 +77,7 @@ from engine.settings import parse_duration
 
 log = logging.getLogger("engine.scheduler")
 
-CAMPAIGN_PREFIX = "campaign:"
+CAMPAIGN_PREFIX = jobs.CAMPAIGN_JOB_PREFIX
 ADVANCE_ID = "engine:advance"
 #: the reference each job function had when jobs were first stored with it (migration 0008 moved them)
 FIRST_STORED_AS = {
@@ -122,6 +122,19 @@ class JobSpec:
         func = FIRST_STORED_AS.get(self.func, self.func)
         text = json.dumps([func, self.schedule, self.grace_seconds], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @property
+    def coalesce(self) -> bool:
+        """Whether APScheduler folds missed firings into one.
+
+        Not for a campaign that fires at set times: each missed firing is seen,
+        recorded as expired when too late, and of those still in time the
+        executor runs the latest and records the others
+        (:func:`engine.scheduler.campaign_jobs.run_at_fire_times`). A campaign
+        that looks every few minutes, housekeeping and loyalty batches: their
+        next run covers what the missed ones would have done.
+        """
+        return not (self.campaign is not None and self.schedule.get("kind") in ("cron", "date"))
 
     @property
     def name(self) -> str:
@@ -271,6 +284,7 @@ def reconcile(scheduler: BaseScheduler, specs: Iterable[JobSpec], *, config_path
                 args=args,
                 kwargs=kwargs,
                 misfire_grace_time=spec.grace_seconds,
+                coalesce=spec.coalesce,
                 replace_existing=True,
             )
             result.added.append(JobChange(spec.id, text, added.next_run_time))
@@ -286,12 +300,15 @@ def reconcile(scheduler: BaseScheduler, specs: Iterable[JobSpec], *, config_path
                 args=args,
                 kwargs=kwargs,
                 misfire_grace_time=spec.grace_seconds,
+                coalesce=spec.coalesce,
             )
             result.changed.append(JobChange(spec.id, text, next_run))
         else:
             assert job is not None
             if tuple(job.args) != args:  # same schedule, config.toml elsewhere (another host)
                 scheduler.modify_job(spec.id, args=args)
+            if job.coalesce != spec.coalesce:  # stored before missed firings were each recorded
+                scheduler.modify_job(spec.id, coalesce=spec.coalesce)
             result.unchanged.append(JobChange(spec.id, text, job.next_run_time))
     for job_id in existing:
         scheduler.remove_job(job_id)
@@ -315,6 +332,7 @@ class CampaignScheduler(BaseScheduler):
         super().__init__(
             # every trigger carries the business zone; the scheduler's own clock is UTC, unambiguous
             timezone=dt.UTC,
+            # coalescing is set per job (JobSpec.coalesce)
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         self.config_path = config_path

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, func, select
 
 from engine.channels.maildir_email import MaildirEmailChannel
 from engine.config.checked import Config
+from engine.db import installation_id
 from engine.models import ContactResponse, Suppression
 from engine.models.tables import CUSTOMER
 from engine.outbox import drain
@@ -93,8 +94,9 @@ def send_mailing(db: Engine, write_config: Any, tmp_path: Path, count: int = 2) 
     rows = rows_of(db, run)
     maildir = MaildirEmailChannel(tmp_path / "maildir", sender="news@shop.example", domain="shop.example")
     emails = {}
+    installation = installation_id(db)
     for customer in customers:
-        stored = tmp_path / "maildir" / "new" / maildir.file_name(f"{run}:{customer}:0")
+        stored = tmp_path / "maildir" / "new" / maildir.file_name(f"{run}:{customer}:0", installation)
         parsed = BytesParser(policy=policy.default).parsebytes(stored.read_bytes())
         assert isinstance(parsed, EmailMessage)
         emails[customer] = parsed

@@ -31,6 +31,12 @@ from engine.channels.smtp_email import SmtpEmailChannel, SmtpSettings
 from tests.channels.http_gateway import Gateway, http_gateway
 from tests.channels.smtp_servers import Recorder, smtp_server
 
+INSTALLATION = "5f0c3e2a9b7d4c1e8a6f2b0d9c7e5a31"  # the database whose outbox made the messages
+
+
+def _message_id(key: str) -> str:
+    return message_id(key, "shop.example", installation=INSTALLATION)
+
 
 @dataclass
 class Subject:
@@ -64,7 +70,7 @@ def _list_file(kind: type[ListFileChannel]) -> Callable[[Path], Subject]:
             for path in (tmp_path / "lists").glob("*.csv"):
                 with path.open(encoding="utf-8-sig", newline="") as handle:
                     keys += [row["key"] for row in csv.DictReader(handle, delimiter=";")]
-            return sorted(message_id(key, "shop.example") for key in keys)
+            return sorted(_message_id(key) for key in keys)
 
         return Subject(channel, delivered)
 
@@ -82,7 +88,7 @@ LOCAL = {
 
 def _memory(tmp_path: Path) -> Subject:
     channel = MemoryChannel()
-    return Subject(channel, lambda: sorted(message_id(key, "shop.example") for key in channel.sent))
+    return Subject(channel, lambda: sorted(_message_id(key) for key in channel.sent))
 
 
 @pytest.fixture
@@ -99,9 +105,7 @@ def sms_subject() -> Iterator[Subject]:
     gateway = Gateway()
     with http_gateway(gateway) as url:
         channel = SmsWebhookChannel(SmsGatewaySettings(url=url, timeout=5))
-        yield Subject(
-            channel, lambda: sorted(message_id(body["id"], "shop.example") for body in gateway.received)
-        )
+        yield Subject(channel, lambda: sorted(_message_id(body["id"]) for body in gateway.received))
 
 
 @pytest.fixture(params=[*LOCAL, "smtp", "sms"])
@@ -125,6 +129,7 @@ def _message(n: int, **fields: object) -> OutgoingMessage:
         "recipient": f"c{n}@example.ru",
         "subject": f"Здравствуйте, клиент {n}",
         "html": f"<p>Hello <b>{n}</b></p>",
+        "installation": INSTALLATION,
     }
     values.update(fields)
     return OutgoingMessage(**values)  # type: ignore[arg-type]
@@ -139,7 +144,7 @@ def test_one_result_per_message_in_order(subject: Subject) -> None:
     results = asyncio.run(subject.channel.send(batch))
     assert [r.key for r in results] == [m.key for m in batch]
     assert {r.status for r in results} == {DeliveryStatus.SENT}
-    assert subject.delivered() == sorted(message_id(m.key, "shop.example") for m in batch)
+    assert subject.delivered() == sorted(_message_id(m.key) for m in batch)
 
 
 def test_the_same_key_is_delivered_once(remembering: Subject) -> None:
@@ -159,7 +164,7 @@ def test_maildir_messages_open_in_a_mail_client(tmp_path: Path) -> None:
     [result] = asyncio.run(
         channel.send([_message(7, html=html, headers={"List-Unsubscribe": "<https://u.example/1>"})])
     )
-    assert result.status is DeliveryStatus.SENT and result.reference == message_id("run1:7:0", "shop.example")
+    assert result.status is DeliveryStatus.SENT and result.reference == _message_id("run1:7:0")
     [stored] = list(mailbox.Maildir(tmp_path / "Maildir", create=False))
     email = BytesParser(policy=policy.default).parsebytes(stored.as_bytes())
     assert email["Subject"] == "Здравствуйте, клиент 7" and email["To"] == "c7@example.ru"
@@ -169,6 +174,23 @@ def test_maildir_messages_open_in_a_mail_client(tmp_path: Path) -> None:
     assert "Скидка тут (https://shop.example/x)" in text and "color" not in text
     assert "<a href='https://shop.example/x'>" in email.get_body(("html",)).get_content()
     assert not list((tmp_path / "Maildir" / "tmp").iterdir())
+
+
+def test_the_same_key_of_another_installation_is_another_message(tmp_path: Path) -> None:
+    # a database rebuilt from scratch writes into the Maildir its predecessor filled: run 1,
+    # customer 1, step 0 again, but a message of its own, with a Message-ID of its own
+    channel = MaildirEmailChannel(tmp_path / "Maildir", sender="news@shop.example", domain="shop.example")
+    other = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+    first = asyncio.run(channel.send([_message(1)]))
+    second = asyncio.run(channel.send([_message(1, installation=other), _message(1)]))
+    mine, theirs = _message_id("run1:1:0"), message_id("run1:1:0", "shop.example", installation=other)
+    assert mine != theirs
+    assert [r.reference for r in [*first, *second]] == [mine, theirs, mine]  # the retry: the same again
+    stored = {
+        str(BytesParser(policy=policy.default).parsebytes(p.read_bytes())["Message-ID"])
+        for p in (tmp_path / "Maildir" / "new").iterdir()
+    }
+    assert stored == {mine, theirs}
 
 
 def test_header_injection_fails_that_message_only(tmp_path: Path) -> None:

@@ -70,7 +70,7 @@ def test_the_bytes_read_back_as_the_message(eight_bit: bool) -> None:
     assert email["To"].addresses[0].display_name == "Анна Петрова"
     assert email["To"].addresses[0].addr_spec == "anna@mail.example"
     assert email["From"].addresses[0].display_name == "Магазин «Ромашка»"
-    assert email["Message-ID"] == message_id("run5:7:0", "shop.example")
+    assert email["Message-ID"] == message_id("run5:7:0", "shop.example", installation="")
     assert email["Date"].datetime is not None
     assert email["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert email["List-Unsubscribe"] == message.headers["List-Unsubscribe"]
@@ -94,6 +94,7 @@ def test_the_bytes_read_back_as_the_message(eight_bit: bool) -> None:
         {"html": "<p>ascii only</p>", "text": "plain ascii", "subject": "Hello", "recipient": "a@b.example"},
         {"text": "свой текст", "headers": {}},
         {"subject": "", "recipient": '"Doe, John" <john@example.com>'},
+        {"installation": "5f0c3e2a9b7d4c1e8a6f2b0d9c7e5a31"},
     ],
 )
 def test_the_same_email_as_the_stdlib_builder(fields: dict[str, object]) -> None:
@@ -107,6 +108,18 @@ def test_the_same_email_as_the_stdlib_builder(fields: dict[str, object]) -> None
     fast_parts = [(p.get_content_type(), _lf(p.get_content())) for p in fast.walk() if not p.is_multipart()]
     slow_parts = [(p.get_content_type(), _lf(p.get_content())) for p in slow.walk() if not p.is_multipart()]
     assert fast_parts == slow_parts
+
+
+def test_the_message_id_is_stable_per_installation_and_differs_between_installations() -> None:
+    template = MimeTemplate(sender=SENDER, domain="shop.example")
+    first, second = "5f0c3e2a9b7d4c1e8a6f2b0d9c7e5a31", "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+    ids = [
+        PARSER.parsebytes(template.render(_message(installation=i)))["Message-ID"]
+        for i in (first, second, first)
+    ]
+    assert ids[0] == ids[2] == message_id("run5:7:0", "shop.example", installation=first)
+    assert ids[1] == message_id("run5:7:0", "shop.example", installation=second) != ids[0]
+    assert all(re.fullmatch(r"<[0-9a-f]{32}@shop\.example>", i) for i in ids)
 
 
 def test_a_long_cyrillic_name_is_split_into_encoded_words_that_decode_exactly() -> None:

@@ -34,7 +34,9 @@ def test_a_batch_is_delivered_once_each_over_a_pool_of_connections() -> None:
         results = asyncio.run(_channel(port).send(batch))
     assert [r.key for r in results] == [m.key for m in batch]
     assert {r.status for r in results} == {DeliveryStatus.SENT}
-    assert sorted(recorder.message_ids) == sorted(message_id(m.key, "shop.example") for m in batch)
+    assert sorted(recorder.message_ids) == sorted(
+        message_id(m.key, "shop.example", installation="") for m in batch
+    )
     assert len(set(recorder.message_ids)) == 30
 
 

@@ -84,7 +84,7 @@ def test_the_journal_hears_of_each_sent_message_once_before_the_server_has_it(se
 
     def not_yet_delivered(key: str) -> None:
         delivered = recorder.message_ids if server == "aiosmtpd" else _ids(script.received)
-        assert message_id(key, "shop.example") not in delivered
+        assert message_id(key, "shop.example", installation="") not in delivered
 
     journal = Journal(check=not_yet_delivered)
     serving = smtp_server(recorder) if server == "aiosmtpd" else scripted_server(script)
@@ -93,7 +93,7 @@ def test_the_journal_hears_of_each_sent_message_once_before_the_server_has_it(se
     assert [r.status for r in results] == [DeliveryStatus.SENT] * 40
     assert sorted(journal.keys) == sorted(m.key for m in batch)
     delivered = recorder.message_ids if server == "aiosmtpd" else _ids(script.received)
-    assert sorted(delivered) == sorted(message_id(m.key, "shop.example") for m in batch)
+    assert sorted(delivered) == sorted(message_id(m.key, "shop.example", installation="") for m in batch)
 
 
 def test_pipelining_sends_the_envelope_in_one_go() -> None:
@@ -158,7 +158,7 @@ def test_a_drop_mid_data_seen_before_the_final_dot_leaves_no_journal_entry() -> 
     assert results[0].status is DeliveryStatus.TEMPORARY_FAILURE
     assert results[1].status is DeliveryStatus.SENT
     assert journal.keys == ["run3:1:0"]
-    assert _ids(script.received) == [message_id("run3:1:0", "shop.example")]
+    assert _ids(script.received) == [message_id("run3:1:0", "shop.example", installation="")]
     assert script.sessions == 2  # a new connection for the next message
 
 
@@ -179,7 +179,7 @@ def test_a_drop_right_after_354_is_temporary_and_leaves_nothing_at_the_server() 
     with scripted_server(script) as port:
         results = asyncio.run(_channel(port).send(_batch(2), journal=journal))
     assert [r.status for r in results] == [DeliveryStatus.TEMPORARY_FAILURE, DeliveryStatus.SENT]
-    assert _ids(script.received) == [message_id("run3:1:0", "shop.example")]
+    assert _ids(script.received) == [message_id("run3:1:0", "shop.example", installation="")]
     # the drop may be seen before or after the point of no return: at most one conservative entry
     assert journal.keys.count("run3:0:0") <= 1 and journal.keys.count("run3:1:0") == 1
 
@@ -204,7 +204,7 @@ def test_a_failing_journal_stops_the_message_before_its_final_dot() -> None:
     ]
     assert "journal" in (results[1].detail or "") and "database is locked" in (results[1].detail or "")
     assert sorted(recorder.message_ids) == sorted(
-        message_id(key, "shop.example") for key in ("run3:0:0", "run3:2:0")
+        message_id(key, "shop.example", installation="") for key in ("run3:0:0", "run3:2:0")
     )
     assert journal.keys == ["run3:0:0", "run3:2:0"]
 

@@ -101,7 +101,9 @@ def test_secured_and_logged_in_every_message_is_delivered(
         channel = SmtpEmailChannel(settings, sender="news@shop.example", domain="shop.example")
         results = asyncio.run(channel.send(_batch(6), journal=journal))
     assert [r.status for r in results] == [DeliveryStatus.SENT] * 6
-    assert sorted(recorder.message_ids) == sorted(message_id(f"run4:{n}:0", "shop.example") for n in range(6))
+    assert sorted(recorder.message_ids) == sorted(
+        message_id(f"run4:{n}:0", "shop.example", installation="") for n in range(6)
+    )
     assert sorted(journal.keys) == [f"run4:{n}:0" for n in range(6)]
 
 

@@ -142,6 +142,28 @@ def test_init_validate_refresh_segments_and_profile(write_config, db_url: str, t
     assert crm("segments", "show", "lrage", env=env).returncode == 1
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # validate reads no database
+def test_validate_warns_when_email_goes_through_smtp_without_an_https_link(  # type: ignore[no-untyped-def]
+    write_config, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config()  # the example: base_url http://localhost:8000, a Maildir
+    assert crm_main(["validate"]) == 0
+    assert "warning" not in capsys.readouterr().err  # a Maildir is read locally
+
+    monkeypatch.setenv("CRM_CHANNELS__EMAIL__TRANSPORT", "smtp")
+    assert crm_main(["validate"]) == 0  # a warning, not an error
+    out, err = capsys.readouterr()
+    assert "8 segments" in out
+    lines = config.read_text(encoding="utf-8").splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if text.startswith('base_url = "http://localhost:8000"'))
+    warning = f"warning: {config}:{line} links.base_url: 'http://localhost:8000' is not https: emails sent"
+    assert warning in " ".join(err.split()) and "RFC 8058 one-click" in err
+
+    monkeypatch.setenv("CRM_LINKS__BASE_URL", "https://crm.shop.example")
+    assert crm_main(["validate"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_a_bug_exits_2_with_its_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

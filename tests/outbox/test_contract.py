@@ -13,6 +13,7 @@ from urllib.parse import unquote
 
 from engine.channels import MemoryChannel, message_id
 from engine.contact_policy.links import verify
+from engine.db import installation_id
 from engine.models import outbox as states
 from engine.outbox import drain
 from tests.factories import add_customer, add_purchase, utc
@@ -61,6 +62,23 @@ def test_a_run_drains_into_a_memory_channel_rendered_and_costed(db, write_config
     assert memory.sent[f"{run}:{ids[2]}:0"].subject == "Only for you, Анна2"  # variant b's subject
 
 
+def test_one_click_is_offered_only_for_an_https_link(  # type: ignore[no-untyped-def]
+    db, write_config, tmp_path: Path, monkeypatch
+) -> None:
+    # RFC 8058: List-Unsubscribe-Post only with an https URI; the link itself is still offered
+    monkeypatch.setenv("CRM_LINKS__BASE_URL", "http://localhost:8000")
+    config = workspace(write_config, tmp_path)
+    with db.begin() as connection:
+        anna = add_customer(connection, first_name="Анна", email="anna@example.ru", consent_email=True)
+        run = add_run(connection)
+        queue(connection, run)
+    memory = MemoryChannel("email")
+    drain(db, config, channels={"email": memory}, until_idle=True, clock=Clock(T0 + dt.timedelta(minutes=5)))
+    headers = memory.sent[f"{run}:{anna}:0"].headers
+    assert headers["List-Unsubscribe"].startswith(f"<http://localhost:8000/u/u.{anna}.note?s=")
+    assert "List-Unsubscribe-Post" not in headers
+
+
 def test_maildir_messages_are_deterministic_signed_and_never_carry_injected_headers(  # type: ignore[no-untyped-def]
     db, write_config, tmp_path: Path
 ) -> None:
@@ -77,13 +95,14 @@ def test_maildir_messages_are_deterministic_signed_and_never_carry_injected_head
     assert (summary.sent, summary.delivered, summary.failed) == (1, 1, 1)
     rows = rows_of(db, run)
     key = f"{run}:{olga}:0"
+    expected = message_id(key, "shop.example", installation=installation_id(db))
     assert rows[(olga, 0)].state == states.DELIVERED
-    assert rows[(olga, 0)].reference == message_id(key, "shop.example")
+    assert rows[(olga, 0)].reference == expected
     assert rows[(eve, 0)].state == states.FAILED and "line break" in rows[(eve, 0)].detail
     [stored] = list((tmp_path / "maildir" / "new").iterdir())
     assert b"Bcc" not in stored.read_bytes()
     email = BytesParser(policy=policy.default).parsebytes(stored.read_bytes())
-    assert email["Message-ID"] == message_id(key, "shop.example") and email["To"] == "olga@example.ru"
+    assert email["Message-ID"] == expected and email["To"] == "olga@example.ru"
     assert email["Subject"] == "Ольга, a note for you"
     signed = SIGNED.fullmatch(" ".join(str(email["List-Unsubscribe"]).split()))
     assert signed is not None and verify(unquote(signed.group(2)), signed.group(3), SECRET)

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from engine.channels import message_id
+from engine.db import installation_id
 from engine.models import outbox as states
 from engine.outbox.recovery import RECOVERED_SENT
 from tests.outbox.factories import CUSTOMER, OUTBOX, add_customers, add_run, queue, workspace
@@ -60,15 +61,18 @@ def test_a_worker_killed_mid_send_and_restarted_sends_each_message_exactly_once(
     twice = {mid: n for mid, n in Counter(ids).items() if n > 1}
     assert not twice, f"{len(twice)} messages sent twice (states at the kill: {at_kill})"
     assert _states(db) == {states.SENT: COUNT}
+    installation = installation_id(db)  # the workers mixed it into every Message-ID
     with db.connect() as connection:
         recovered = {
-            message_id(f"{run}:{customer}:0", "shop.example")
+            message_id(f"{run}:{customer}:0", "shop.example", installation=installation)
             for customer in connection.execute(
                 select(OUTBOX.c.customer_id).where(OUTBOX.c.detail == RECOVERED_SENT)
             ).scalars()
         }
     assert len(recovered) == at_kill.get(states.COMMITTING, 0)
-    expected = {message_id(f"{run}:{customer}:0", "shop.example") for customer in customers}
+    expected = {
+        message_id(f"{run}:{customer}:0", "shop.example", installation=installation) for customer in customers
+    }
     missing = expected - set(ids)
     # The one limit of exactly once over SMTP: a kill in the instant between the journal's commit and
     # the final "." leaves a message recorded as sent that the server never had. Only such messages,

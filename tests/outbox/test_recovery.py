@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import event, insert, update
 
 from engine.channels import DeliveryResult, DeliveryStatus, OutgoingMessage, SendJournal, message_id
+from engine.db import installation_id
 from engine.models import OutboxWorker
 from engine.models import outbox as states
 from engine.outbox import drain, recover
@@ -77,7 +78,10 @@ def test_rows_of_dead_workers_are_settled_and_live_workers_are_left_alone(  # ty
     for customer in (ids[1], ids[3]):
         row = rows[(customer, 0)]
         assert (row.state, row.detail, row.sent_at) == (states.SENT, RECOVERED_SENT, T0)
-        assert row.reference == message_id(f"{run}:{customer}:0", "shop.example")
+        # the Message-ID the dead worker gave it: the same key, the same installation
+        assert row.reference == message_id(
+            f"{run}:{customer}:0", "shop.example", installation=installation_id(db)
+        )
         assert row.unit_cost == Decimal("0.40")
     assert rows[(ids[4], 0)].state == states.SENDING and rows[(ids[5], 0)].state == states.COMMITTING
     assert beat(db, "silent", now) is False  # declared dead: its next heartbeat tells it to stop

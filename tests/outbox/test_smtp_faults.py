@@ -7,6 +7,7 @@ from pathlib import Path
 
 from engine.channels import message_id
 from engine.contact_policy.suppression import list_suppressions
+from engine.db import installation_id
 from engine.models import outbox as states
 from engine.outbox import drain, resend_failed
 from tests.channels.smtp_servers import Recorder, free_port, smtp_server
@@ -42,10 +43,10 @@ def test_451_is_retried_after_the_backoff_and_then_sent_once(db, write_config, t
         clock.advance(minutes=1)
         second = drain(db, config, until_idle=True, clock=clock)
     row = rows_of(db, run)[(customer, 0)]
-    key = f"{run}:{customer}:0"
+    expected = message_id(f"{run}:{customer}:0", "shop.example", installation=installation_id(db))
     assert second.sent == 1 and (row.state, row.attempts) == (states.SENT, 2)
-    assert row.reference == message_id(key, "shop.example") and row.sent_at == clock.now
-    assert recorder.message_ids == [message_id(key, "shop.example")]
+    assert row.reference == expected and row.sent_at == clock.now
+    assert recorder.message_ids == [expected]
 
 
 def test_550_for_a_missing_mailbox_bounces_and_suppresses_but_a_policy_refusal_only_fails(  # type: ignore[no-untyped-def]
@@ -92,7 +93,9 @@ def test_a_connection_dropped_mid_data_is_retried(db, write_config, tmp_path: Pa
         clock.advance(minutes=1)
         second = drain(db, config, until_idle=True, clock=clock)
     assert second.sent == 1 and rows_of(db, run)[(customer, 0)].state == states.SENT
-    assert recorder.message_ids == [message_id(f"{run}:{customer}:0", "shop.example")]
+    assert recorder.message_ids == [
+        message_id(f"{run}:{customer}:0", "shop.example", installation=installation_id(db))
+    ]
 
 
 def test_nothing_listening_retries_with_doubling_backoff_then_fails_and_can_be_resent(  # type: ignore[no-untyped-def]

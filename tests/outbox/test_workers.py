@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from engine.channels import message_id
+from engine.db import installation_id
 from engine.models import outbox as states
 from tests.outbox.factories import CUSTOMER, OUTBOX, add_customers, add_run, queue, workspace
 from tests.outbox.sending import just_now, received_ids, smtp_email, smtp_sink, start_worker
@@ -41,7 +42,9 @@ def test_three_workers_share_the_outbox_and_deliver_each_message_once(  # type: 
     assert sum(1 for n in sent if n) >= 2, sent  # the work was shared
     ids = received_ids(received)
     assert len(ids) == COUNT and Counter(ids).most_common(1)[0][1] == 1
-    assert set(ids) == {message_id(f"{run}:{customer}:0", "shop.example") for customer in customers}
+    installation = installation_id(db)
+    expected = {message_id(f"{run}:{c}:0", "shop.example", installation=installation) for c in customers}
+    assert set(ids) == expected
     with db.connect() as connection:
         final = dict(connection.execute(select(OUTBOX.c.state, func.count()).group_by(OUTBOX.c.state)).all())  # type: ignore[arg-type]
     assert final == {states.SENT: COUNT}

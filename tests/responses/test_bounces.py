@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from engine.channels import message_id
+from engine.db import installation_id
 from engine.errors import ImportFileError, NotADeliveryReport
 from engine.models import outbox as states
 from engine.responses.bounce_import import import_bounces
@@ -243,12 +244,13 @@ def _more_emails(db: Engine, customers: Any, *, runs: int) -> dict[int, list[str
     """``runs`` more runs, each emailing every customer (sent); their Message-IDs by customer."""
     ids = list(customers)
     sent: dict[int, list[str]] = {customer: [] for customer in ids}
+    installation = installation_id(db)
     with db.begin() as connection:
         for n in range(runs):
             run_id = add_run(connection, scheduled_for=EMAIL_AT + dt.timedelta(days=n + 1))
             queue(connection, run_id, ids, channel="email", step=0, scheduled_at=EMAIL_AT)
             for customer in ids:
-                reference = message_id(f"{run_id}:{customer}:0", DOMAIN)
+                reference = message_id(f"{run_id}:{customer}:0", DOMAIN, installation=installation)
                 connection.execute(
                     update(OUTBOX)
                     .where(OUTBOX.c.run_id == run_id, OUTBOX.c.customer_id == customer)

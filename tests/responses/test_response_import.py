@@ -142,6 +142,33 @@ def test_call_outcomes_scores_and_replies_go_in_linked_bad_rows_are_rejected_and
     assert {found[c[key]] for key in ("C1", "C4", "C5", "C6")} == {states.QUEUED}
 
 
+def test_the_same_file_under_another_source_or_the_default_records_nothing_new(
+    db: Engine, write_config: Any, tmp_path: Path
+) -> None:
+    config = setup(write_config, tmp_path)
+    add_contacted(db, EMAILS)
+    path = Path(shutil.copy(FIXTURES / "responses" / "calls_main.csv", tmp_path))
+
+    def counts() -> dict[str, int]:
+        with db.connect() as connection:
+            query = select(RESPONSE.c.kind, func.count()).group_by(RESPONSE.c.kind)
+            return {str(kind): int(n) for kind, n in connection.execute(query).all()}
+
+    first = run_import(db, config, path, centre="main", source="call_centre")
+    assert first.responses == 7
+    before = counts()
+    assert before["satisfaction"] == 2
+    # the same rows are the same responses, whatever the import says the file is
+    for source in ("main-centre-export", None):
+        again = run_import(db, config, path, centre="main", **({"source": source} if source else {}))
+        assert (again.inserted, again.unchanged, again.responses, again.already) == (0, 7, 0, 9)
+        assert (again.consent_withdrawn, again.suppressed) == (0, 0)
+        assert counts() == before
+    with db.connect() as connection:
+        assert set(connection.execute(select(RESPONSE.c.source).distinct()).scalars()) == {"call_centre"}
+        assert connection.execute(select(func.count()).select_from(SUPPRESSION)).scalar_one() == 3
+
+
 def test_a_returned_call_list_links_each_outcome_to_its_own_call(
     db: Engine, write_config: Any, tmp_path: Path
 ) -> None:

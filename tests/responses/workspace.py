@@ -10,6 +10,7 @@ from sqlalchemy import Engine, select, update
 
 from engine.channels import message_id
 from engine.config.checked import Config
+from engine.db import installation_id
 from engine.models import ContactResponse, Suppression
 from engine.models import outbox as states
 from tests.factories import add_customer, utc
@@ -66,6 +67,7 @@ def add_contacted(db: Engine, emails: dict[str, str]) -> tuple[int, dict[str, in
 
     Returns the run id and the customer ids by external id. Phones are ``+791600000NN``.
     """
+    installation = installation_id(db)  # the emails' Message-IDs, as the worker gives them
     with db.begin() as connection:
         ids = {
             key: add_customer(
@@ -84,7 +86,7 @@ def add_contacted(db: Engine, emails: dict[str, str]) -> tuple[int, dict[str, in
                 .values(
                     state=states.SENT,
                     sent_at=EMAIL_AT,
-                    reference=message_id(f"{run_id}:{customer_id}:0", DOMAIN),
+                    reference=message_id(f"{run_id}:{customer_id}:0", DOMAIN, installation=installation),
                 )
             )
         connection.execute(

@@ -192,7 +192,8 @@ def test_reload_adds_changes_and_removes_jobs_and_keeps_unchanged_ones(db, write
     assert set(store) == set(ids(first.result.added))
     weekly = store["campaign:weekly"]
     assert weekly.next_run_time == utc(2026, 3, 9, 9)  # Monday 10:00 in Berlin
-    assert weekly.misfire_grace_time == 30 * 60 and weekly.coalesce
+    # not coalesced by APScheduler: each missed firing is seen (and recorded, see the outage tests)
+    assert weekly.misfire_grace_time == 30 * 60 and not weekly.coalesce
     assert weekly.args == (str(config.path.resolve()), "weekly")
     assert weekly.func_ref == "engine.scheduler.campaign_jobs:fire_campaign"
     assert store["campaign:launch"].next_run_time == utc(2026, 6, 1, 7)
@@ -277,15 +278,19 @@ def test_a_firing_runs_for_its_due_time_and_one_later_than_max_lateness_is_expir
             assert "fired 2:30:00 late" in details(db)[1] and "max_lateness 1h" in details(db)[1]
             assert scheduler.get_job("campaign:weekly").next_run_time == utc(2026, 3, 16, 9)
 
-            # down three weeks: the missed firings coalesce into one, the latest, and it is too late too
+            # down three weeks: each missed firing is recorded as expired, none is skipped silently
             clock.move_to("2026-03-30 10:30:00")  # Monday 12:30 summer time
             scheduler.run_pending()
-            assert runs(db)[2:] == [("weekly", utc(2026, 3, 30, 8), states.RUN_EXPIRED)]
+            assert runs(db)[2:] == [
+                ("weekly", utc(2026, 3, 16, 9), states.RUN_EXPIRED),
+                ("weekly", utc(2026, 3, 23, 9), states.RUN_EXPIRED),
+                ("weekly", utc(2026, 3, 30, 8), states.RUN_EXPIRED),
+            ]
 
             # back 59 minutes after the next firing: still within max_lateness, so it runs
             clock.move_to("2026-04-06 08:59:00")  # Monday 10:59 summer time
             scheduler.run_pending()
-            assert runs(db)[3:] == [("weekly", utc(2026, 4, 6, 8), states.RUN_QUEUED)]
+            assert runs(db)[5:] == [("weekly", utc(2026, 4, 6, 8), states.RUN_QUEUED)]
         finally:
             scheduler.shutdown(wait=True)
 
@@ -324,11 +329,12 @@ def test_a_one_off_missed_by_an_outage_is_expired_and_finished(db, write_config,
 @pytest.mark.parametrize(
     ("start", "until", "due"),
     [
-        # spring forward: 02:30 does not exist on 29 March and fires at 03:30 summer time
+        # spring forward: 02:30 does not exist on 29 March and fires at the change, 03:00 summer
+        # time (as cron does; APScheduler's CronTrigger fired it at 03:30)
         (
             "2026-03-27 22:00:00",
             "2026-03-30 04:00:00",
-            [utc(2026, 3, 28, 1, 30), utc(2026, 3, 29, 1, 30), utc(2026, 3, 30, 0, 30)],
+            [utc(2026, 3, 28, 1, 30), utc(2026, 3, 29, 1), utc(2026, 3, 30, 0, 30)],
         ),
         # fall back: 02:30 happens twice on 25 October and fires once, at the first
         (
@@ -354,6 +360,51 @@ def test_the_scheduler_fires_a_daily_campaign_once_a_day_across_dst(
             scheduler.shutdown(wait=True)
     assert [(key, when) for key, when, _ in runs(db)] == [("nightly", when) for when in due]
     assert {state for _, _, state in runs(db)} <= {states.RUN_QUEUED, states.RUN_DONE}  # none too late
+
+
+SANTIAGO = """
+[engine]
+timezone = "America/Santiago"
+
+[channels.email]
+unit_cost = 0.50
+
+[segments.everyone]
+rule = "true"
+
+[loyalty.programmes.shop]
+batch_at = 00:00:00
+"""
+
+
+def test_a_midnight_campaign_and_batch_run_once_on_the_night_clocks_skip_midnight(
+    db, write_config, tmp_path, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    # Santiago, 6 September 2026: at 00:00 -04 (04:00 UTC) the clocks jump to 01:00 -03, so that
+    # day has no midnight; APScheduler's CronTrigger skipped the day, the firing now comes at the change
+    path = write_config(text=SANTIAGO)
+    write_campaigns(tmp_path / "campaigns", {"midnight": campaign_text('schedule = "0 0 * * *"')})
+    config = load_config(path)
+    caplog.set_level("INFO", logger="engine.scheduler")
+    with freeze_time("2026-09-05 12:00:00") as clock:
+        scheduler, result = reconciled(db, config, housekeeping=False)
+        assert ids(result.added) == ["campaign:midnight", "loyalty:shop"]
+        try:
+            now = utc(2026, 9, 5, 12)
+            while now < utc(2026, 9, 7, 12):
+                now += dt.timedelta(minutes=15)
+                clock.move_to(now)
+                scheduler.run_pending()
+        finally:
+            scheduler.shutdown(wait=True)
+    change, next_midnight = utc(2026, 9, 6, 4), utc(2026, 9, 7, 3)  # 01:00 -03, then 00:00 -03
+    assert [(key, when) for key, when, _ in runs(db)] == [("midnight", change), ("midnight", next_midnight)]
+    assert {state for _, _, state in runs(db)} <= {states.RUN_QUEUED, states.RUN_DONE}  # none too late
+    batches = [r.getMessage() for r in caplog.records if r.getMessage().startswith("loyalty batch of shop")]
+    assert [line.split(": ")[0] for line in batches] == [
+        f"loyalty batch of shop as of {change.isoformat()}",
+        f"loyalty batch of shop as of {next_midnight.isoformat()}",
+    ]
 
 
 def test_the_housekeeping_job_closes_finished_runs(db, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -498,3 +549,24 @@ def test_stopping_lets_the_running_job_finish(db, write_config, tmp_path, monkey
     assert not thread.is_alive()
     assert runs(db) == [("launch", due, states.RUN_QUEUED)]
     assert "scheduler stopped" in caplog.text
+
+
+def test_firings_missed_within_the_lateness_run_once_and_the_earlier_ones_are_recorded(
+    db, write_config, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    hourly = {"hourly": campaign_text('schedule = "0 * * * *"', extra='max_lateness = "1d"')}
+    config = workspace(write_config, tmp_path, hourly)
+    with freeze_time("2026-03-02 08:30:00") as clock:
+        scheduler, _ = reconciled(db, config, housekeeping=False)
+        try:
+            # down from 09:30 to 12:10 Berlin: the firings of 10:00, 11:00 and 12:00 are all within a day
+            clock.move_to("2026-03-02 11:10:00")
+            scheduler.run_pending()
+            assert runs(db) == [
+                ("hourly", utc(2026, 3, 2, 9), states.RUN_EXPIRED),
+                ("hourly", utc(2026, 3, 2, 10), states.RUN_EXPIRED),
+                ("hourly", utc(2026, 3, 2, 11), states.RUN_QUEUED),
+            ]
+            assert all("the firing due 2026-03-02 12:00 CET ran in its place" in d for d in details(db)[:2])
+        finally:
+            scheduler.shutdown(wait=True)
