@@ -51,6 +51,7 @@ from engine.contact_policy import SUPPRESSIBLE_CHANNELS, normalise_address, sign
 from engine.customers import CustomerProfile
 from engine.db import installation_id
 from engine.errors import ConfigError
+from engine.loyalty.ledger import available_points
 from engine.models import (
     CONSENT_CHANNELS,
     CUSTOMER,
@@ -238,6 +239,17 @@ class Composer:
         ).all()
         return {row.customer_id for row in found} & customers, {row.address for row in found}
 
+    def _loyalty_points(self, ids: set[int], now: dt.datetime) -> dict[int, str]:
+        """What each customer can spend now in each loyalty programme: ``1,240`` (``bonus 1,240; club
+        300`` with several programmes), for the agent to tell them; non-members get nothing."""
+        programmes = self.config.programmes
+        found: dict[int, list[str]] = {}
+        for name, programme in programmes.items():
+            for customer, available in available_points(self.engine, programme, ids, now=now).items():
+                shown = f"{available:,}" if len(programmes) == 1 else f"{name} {available:,}"
+                found.setdefault(customer, []).append(shown)
+        return {customer: "; ".join(parts) for customer, parts in found.items()}
+
     def _last_purchases(self, connection: Connection, ids: set[int]) -> dict[int, str]:
         ranked = (
             select(
@@ -274,6 +286,7 @@ class Composer:
             return batch
         region = self.config.settings.engine.default_region
         ids = {row.customer_id for row in rows}
+        points = self._loyalty_points(ids, now) if channel == "call" else {}
         with self.engine.connect() as connection:
             runs = self._run_info(connection, {row.run_id for row in rows})
             profiles = self._profiles(connection, ids)
@@ -309,7 +322,7 @@ class Composer:
                 continue
             assert address is not None
             try:
-                message = self._render(channel, row, address, campaign, run, profile, purchases, now)
+                message = self._render(channel, row, address, campaign, run, profile, purchases, points, now)
             except Exception as exc:  # one customer's content fails that row only
                 batch.settled.append(Outcome(row, FAILED, f"{type(exc).__name__}: {exc}"[:2000]))
                 continue
@@ -393,6 +406,7 @@ class Composer:
         run: RunInfo,
         profile: CustomerProfile,
         purchases: Mapping[int, str],
+        points: Mapping[int, str],
         now: dt.datetime,
     ) -> OutgoingMessage:
         definition = campaign.campaign
@@ -440,7 +454,7 @@ class Composer:
                 "calling_window": self._calling_window(zone, now),
                 "timezone": zone.key,
                 "last_purchases": purchases.get(row.customer_id, ""),
-                "loyalty_balance": "",
+                "loyalty_balance": points.get(row.customer_id, ""),
             }
         elif channel == "post":
             details |= {"letter": rendered, "country": fields.get("country") or ""}

@@ -14,6 +14,7 @@ from urllib.parse import unquote
 from engine.channels import MemoryChannel, message_id
 from engine.contact_policy.links import verify
 from engine.db import installation_id
+from engine.loyalty.ledger import earn_purchase
 from engine.models import outbox as states
 from engine.outbox import drain
 from tests.factories import add_customer, add_purchase, utc
@@ -180,3 +181,28 @@ def test_a_worker_running_past_midnight_starts_the_next_days_call_lists(  # type
         with (folder / f"calls-{day}-unassigned.csv").open(encoding="utf-8-sig", newline="") as handle:
             assert [row["customer_id"] for row in csv.DictReader(handle, delimiter=";")] == [str(customer)]
         assert (folder / f"calls-{day}-unassigned.xlsx").is_file()
+
+
+def test_a_call_list_tells_the_agent_the_points_the_customer_can_spend_now(  # type: ignore[no-untyped-def]
+    db, write_config, tmp_path: Path
+) -> None:
+    programme = (
+        "\n[loyalty.programmes.bonus]\npoint_value = 1\npending_days = 14\n"
+        'earn = [{ name = "base", when = "true", points = "amount * 0.05" }]\n'
+    )
+    config = workspace(write_config, tmp_path, extra=programme)
+    with db.begin() as connection:
+        member = add_customer(connection, external_id="M-1", phone="+79161234567", consent_call=True)
+        other = add_customer(connection, external_id="N-1", phone="+79031112233", consent_call=True)
+        run = add_run(connection)
+        queue(connection, run, channel="call", step=1)
+    # earned 14 days and an hour before the call list is written: no batch has run since
+    earn_purchase(
+        db, config.programmes["bonus"], order="O-1", customer="M-1", amount=Decimal(2000),
+        now=T0 - dt.timedelta(days=14),
+    )  # fmt: skip
+    drain(db, config, until_idle=True, clock=Clock(T0 + dt.timedelta(hours=1)))
+    with (tmp_path / "calls" / "calls-2026-12-01-unassigned.csv").open(encoding="utf-8-sig", newline="") as f:
+        cards = {row["key"]: row for row in csv.DictReader(f, delimiter=";")}
+    assert cards[f"{run}:{member}:1"]["loyalty_balance"] == "100"
+    assert cards[f"{run}:{other}:1"]["loyalty_balance"] == ""  # not a member

@@ -17,7 +17,7 @@ from engine.loyalty.ledger.posting import (
 )
 from engine.loyalty.ledger.redemption import capture, redeem, void, void_expired_holds
 from engine.loyalty.ledger.refunds import refund
-from engine.loyalty.ledger.statement import Balance, Statement, balance, statement
+from engine.loyalty.ledger.statement import Balance, Statement, available_points, balance, statement
 
 __all__ = [
     "AuditReport",
@@ -26,6 +26,7 @@ __all__ = [
     "Statement",
     "adjust",
     "audit",
+    "available_points",
     "balance",
     "canonical",
     "capture",

@@ -8,6 +8,7 @@ earned points, and the running balance, so each point can be explained.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -171,6 +172,35 @@ def balance(
         open_holds=holds,
         merged_into=merged_into,
     )
+
+
+def available_points(
+    engine: Engine, programme: Programme, customer_ids: Iterable[int], *, now: dt.datetime | None = None
+) -> dict[int, int]:
+    """The points each member among ``customer_ids`` can spend now in ``programme`` (non-members left out).
+
+    As :func:`balance`: accounts with lots due are brought up to date first.
+    """
+    now = now or utcnow()
+    wanted = sorted(set(customer_ids))
+    if not wanted:
+        return {}
+    members = select(ACCOUNT.c.id, ACCOUNT.c.customer_id).where(
+        ACCOUNT.c.programme == programme.name,
+        ACCOUNT.c.customer_id.in_(wanted),
+        ACCOUNT.c.merged_into_id.is_(None),
+    )
+    with engine.connect() as connection:
+        accounts = connection.execute(members).all()
+    for account in accounts:
+        bring_up_to_date(engine, programme, int(account.id), now)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(ACCOUNT.c.customer_id, ACCOUNT.c.available).where(
+                ACCOUNT.c.id.in_([int(account.id) for account in accounts])
+            )
+        ).all()
+    return {int(row.customer_id): int(row.available) for row in rows}
 
 
 def _explain(row: Any) -> str:
