@@ -47,6 +47,51 @@ def _error(path: Path, text: str, toml_path: str, reason: str) -> ConfigValueErr
     )
 
 
+_SYNTAX = SandboxedEnvironment(autoescape=True)
+
+
+def template_problem(templates: Path, name: str) -> str | None:
+    """Why template ``name`` cannot be used, or None: a UTF-8 file inside ``templates`` that parses.
+
+    A name is relative to ``templates`` and stays in it: ``../config.toml``
+    and absolute paths are refused (the renderer would refuse them at every send).
+    """
+    candidate = Path(name)
+    if candidate.is_absolute() or ".." in candidate.parts or "\\" in name:
+        return f"{name!r} is not a file of {templates}: a template is named relative to that folder"
+    source = templates / candidate
+    try:
+        if not source.resolve().is_relative_to(templates.resolve()):
+            return f"{name!r} is not a file of {templates}: a template is named relative to that folder"
+        body = source.read_bytes()
+    except IsADirectoryError:
+        return f"{name!r} is a folder of {templates}, not a template file"
+    except FileNotFoundError:
+        return f"no file {name!r} in {templates}"
+    except OSError as exc:
+        return f"cannot read {source}: {exc.strerror or exc}"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"{name} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+    try:
+        _SYNTAX.parse(text)
+    except TemplateSyntaxError as exc:
+        return f"{name}:{exc.lineno}: {exc.message}"
+    return None
+
+
+def subject_problem(subject: str) -> str | None:
+    """Why ``subject`` cannot be an email's subject, or None: one line, a valid template."""
+    if "\n" in subject or "\r" in subject:
+        return "a subject is one line: it holds a line break (a header cannot)"
+    try:
+        _SYNTAX.parse(subject)
+    except TemplateSyntaxError as exc:
+        return f"not a valid template: {exc.message}"
+    return None
+
+
 def _check_against_config(
     path: Path, text: str, campaign: Campaign, config: Config, templates: Path
 ) -> list[ConfigError]:
@@ -69,28 +114,28 @@ def _check_against_config(
                 errors.append(
                     _error(path, text, "schedule", f"{campaign.schedule!r} never fires between start and end")
                 )
-    environment = SandboxedEnvironment(autoescape=True)
     for n, step in enumerate(campaign.steps):
         for kind in ("template", "script", "letter"):
             name = getattr(step, kind)
-            if name is None:
-                continue
-            where = f"steps[{n}].{kind}"
-            source = templates / name
-            if not source.is_file():
-                errors.append(_error(path, text, where, f"no file {name!r} in {templates}"))
-                continue
-            try:
-                environment.parse(source.read_text(encoding="utf-8"))
-            except TemplateSyntaxError as exc:
-                errors.append(_error(path, text, where, f"{name}:{exc.lineno}: {exc.message}"))
+            if name is not None:
+                reason = template_problem(templates, name)
+                if reason is not None:
+                    errors.append(_error(path, text, f"steps[{n}].{kind}", reason))
         if step.subject is not None:
-            try:
-                environment.parse(step.subject)
-            except TemplateSyntaxError as exc:
-                errors.append(
-                    _error(path, text, f"steps[{n}].subject", f"not a valid template: {exc.message}")
-                )
+            reason = subject_problem(step.subject)
+            if reason is not None:
+                errors.append(_error(path, text, f"steps[{n}].subject", reason))
+    # a variant's content replaces its steps' email template and subject: checked the same way
+    for n, variant in enumerate(campaign.variants):
+        if variant.template is not None:
+            reason = template_problem(templates, variant.template)
+            if reason is not None:
+                errors.append(_error(path, text, f"variants[{n}].template", reason))
+        if variant.subject is not None:
+            reason = subject_problem(variant.subject)
+            if reason is not None:
+                errors.append(_error(path, text, f"variants[{n}].subject", reason))
+    for n, step in enumerate(campaign.steps):
         if step.only_if is not None and step.only_if not in RESPONSE_CONDITIONS:
             try:
                 compile_rule(step.only_if, config.fields.catalogue())
