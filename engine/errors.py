@@ -19,10 +19,13 @@ with ``raise ... from exc``, so users read a sentence, never a traceback::
     ├── FieldError (ValueError)           one cell of an import file that cannot be read
     ├── NotADeliveryReport (ValueError)   a message that is no delivery status notification
     ├── HeaderInjectionError (ValueError) a header value with a line break: never sent
+    ├── OutputError                       a file or folder the engine writes cannot be written
     ├── DatabaseError                     schema missing, cannot connect, migration failed
-    │   └── JournalError                  a message's point of no return not recorded: not sent
+    │   ├── JournalError                  a message's point of no return not recorded: not sent
+    │   └── DatabaseUnavailableError      the database refuses the work: read only, full, locked, unreachable
     ├── NotFoundError (LookupError)       a named thing that does not exist
     ├── IdempotencyConflictError          a key reused for a different request (ledger, events)
+    ├── InvalidValueError (ValueError)    a value outside the engine's limits, or an unknown time zone
     ├── LoyaltyError                      a ledger command refused: nothing was posted
     │   ├── InsufficientPointsError       not enough available points
     │   └── HoldClosedError               a hold already captured, voided or timed out
@@ -235,3 +238,49 @@ class BodyTooLargeError(ApiError):
     def __init__(self, limit: int) -> None:
         self.limit = limit
         super().__init__(413, "body_too_large", f"request body larger than {limit} bytes")
+
+
+class InvalidValueError(EngineError, ValueError):
+    """A value outside the engine's limits, or not a value of its kind (an amount, points, a date, a zone...).
+
+    Raised by :mod:`engine.settings.limits` and :func:`engine.settings.time_zone`; the
+    message names the value and the limit. Each door adds where the value came from:
+    config errors name the file, line and field, the CLI the option, an import the
+    row and column, the API the field of the request (422).
+    """
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """The database refuses the work for a reason outside the engine; what was not committed is rolled back.
+
+    A read-only database (file, role or transaction), a full disk, a lock held
+    too long by another process, a server that cannot be reached, a role
+    without the privilege. ``kind`` names which (``read_only``, ``full``,
+    ``locked``, ``unreachable``, ``privilege``, ``unusable``); the message
+    names the database, what it answered and what to fix. The CLI exits 1,
+    the API answers 503.
+    """
+
+    def __init__(self, where: str, kind: str, problem: str, fix: str) -> None:
+        self.where = where
+        self.kind = kind
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"database {where}: {problem}: {fix}")
+
+
+class OutputError(EngineError):
+    """A file or folder the engine writes cannot be written: nothing half-written is left there.
+
+    A missing folder, a file where a folder should be (or the reverse), no
+    permission, a full disk. ``option`` names where the path came from (``--output``,
+    ``channels.email.maildir``...) when it was given; the message ends with
+    what to fix.
+    """
+
+    def __init__(self, path: str, reason: str, *, option: str | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        self.option = option
+        where = f"{option} {path}" if option else path
+        super().__init__(f"{where}: {reason}")

@@ -11,10 +11,17 @@ HoldClosedError                409    ``hold_closed``
 NotFoundError                  404    ``not_found``
 other LoyaltyError             422    ``refused``
 ConfigError (a bad value)      422    ``invalid_value``
+InvalidValueError (limits)     422    ``invalid_value``
 DatabaseError                  503    ``database_unavailable``
 SQLAlchemy OperationalError    503    ``database_unavailable``
 request validation             422    ``invalid_request``
+a body that is no JSON         422    ``invalid_request``
 ============================== ====== ==========================
+
+Every malformed body answers 422, whatever the parser stumbled on: FastAPI
+answers a body its JSON parser refuses with 422, but one it cannot decode
+(bytes that are no UTF-8, nesting deeper than the parser goes) with 400;
+:func:`_http_error` turns those into the same 422.
 
 A refused ledger command or event posts nothing (the engine's guarantee);
 the handlers only translate.
@@ -39,6 +46,7 @@ from engine.errors import (
     HoldClosedError,
     IdempotencyConflictError,
     InsufficientPointsError,
+    InvalidValueError,
     LoyaltyError,
     NotFoundError,
 )
@@ -102,7 +110,7 @@ def _engine_status(exc: EngineError) -> tuple[int, str]:
         return 422, "refused"
     if isinstance(exc, DatabaseError):
         return 503, "database_unavailable"
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, ConfigError | InvalidValueError):
         return 422, "invalid_value"
     return 422, "refused"
 
@@ -142,8 +150,25 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("invalid_request", sentence, errors=errors), status_code=422)
 
 
+def _unparsable_body(exc: StarletteHTTPException) -> bool:
+    """FastAPI's 400 for a body its JSON parser could not even decode (the cause is kept as ``__cause__``)."""
+    return exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError)
+
+
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if _unparsable_body(exc):
+        cause = exc.__cause__
+        reason = (
+            "not valid UTF-8"
+            if isinstance(cause, UnicodeError)
+            else "nested too deeply"
+            if isinstance(cause, RecursionError)
+            else "unreadable"
+        )
+        error = {"loc": ["body"], "msg": f"JSON decode error: {reason}", "type": "json_invalid"}
+        detail = f"body: JSON decode error: {reason}"
+        return JSONResponse(error_body("invalid_request", detail, errors=[error]), status_code=422)
     code = _STATUS_CODES.get(exc.status_code, "error")
     return JSONResponse(
         error_body(code, exc.detail), status_code=exc.status_code, headers=getattr(exc, "headers", None)

@@ -10,7 +10,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from engine.api.fields import (
     Amount,
@@ -96,7 +96,7 @@ class RedeemRequest(_Request):
     order: Order | None = Field(None, description="the order the points pay for (refunds give them back)")
     order_amount: Amount | None = Field(None, description="that order's amount", examples=["3000.00"])
     partner: ShortName | None = Field(None, description="the partner where the points are burnt")
-    hold: bool = Field(False, description="only reserve the points: capture or void the hold later")
+    hold: StrictBool = Field(False, description="only reserve the points: capture or void the hold later")
 
     @model_validator(mode="after")
     def _points_or_reward(self) -> RedeemRequest:

@@ -33,12 +33,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engine.campaigns import CampaignFile
+from engine.campaigns import CampaignFile, load_campaigns
 from engine.channels import named_in_prices
 from engine.config import Config
 from engine.errors import ConfigError, ConfigErrors, ConfigValueError
 from engine.reporting import Period
-from engine.settings import Strategy, find_line, read_model
+from engine.settings import Day, Strategy, Total, check_date, find_line, read_model
 
 
 class _Strict(BaseModel):
@@ -48,8 +48,8 @@ class _Strict(BaseModel):
 class Allocations(_Strict):
     """``[allocations]``: parts of the approved total by strategy and by campaign."""
 
-    strategy: dict[Strategy, Decimal] = Field(default_factory=dict)
-    campaign: dict[str, Decimal] = Field(default_factory=dict)
+    strategy: dict[Strategy, Total] = Field(default_factory=dict)
+    campaign: dict[str, Total] = Field(default_factory=dict)
 
     @field_validator("strategy", "campaign")
     @classmethod
@@ -64,9 +64,9 @@ class BudgetDefinition(_Strict):
     """One budget file."""
 
     period: str | dict[str, dt.date]
-    approved: Decimal = Field(ge=0, description="the approved total, money")
+    approved: Total = Field(description="the approved total, money")
     approved_by: str | None = None
-    approved_at: dt.date | None = None
+    approved_at: Day | None = None
     fingerprint: str | None = Field(None, description="fingerprint of the report the approval was given on")
     note: str | None = None
     allocations: Allocations = Field(default_factory=Allocations)
@@ -74,7 +74,9 @@ class BudgetDefinition(_Strict):
     @field_validator("period")
     @classmethod
     def _period(cls, value: str | dict[str, dt.date]) -> str | dict[str, dt.date]:
-        Period.parse(value)
+        period = Period.parse(value)
+        check_date(period.start, what="its first day")
+        check_date(period.end, what="its last day")
         return value
 
 
@@ -199,8 +201,10 @@ def load_budgets(
 ) -> Budgets:
     """Every budget file in ``folder`` (default budgets/ beside config.toml), checked; all errors at once.
 
-    With ``campaigns`` the campaign allocations and the campaign prices are checked against them.
+    The campaign allocations and the campaign prices are checked against ``campaigns`` (default:
+    the campaigns folder), so validate, plan, run and the scheduler refuse the same files.
     """
+    campaigns = campaigns if campaigns is not None else load_campaigns(config)
     folder = folder or budgets_folder(config)
     errors: list[ConfigError] = check_prices(config, campaigns)
     loaded: list[tuple[BudgetFile, str]] = []

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextvars
 import re
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,8 +120,21 @@ def render(template: Template, context: dict[str, Any]) -> str:
         return "".join(parts)
     except RecursionError as exc:
         raise TemplateRenderError("the template calls itself too deeply") from exc
+    except (TemplateRenderError, TemplateError):
+        raise
+    except Exception as exc:  # the template's own code failed: 1 / 0, a wrong type, a bad call
+        raise TemplateRenderError(f"{_where(template, exc)}{type(exc).__name__}: {exc}") from exc
     finally:
         _budget.reset(token)
+
+
+def _where(template: Template, exc: BaseException) -> str:
+    """``line N: `` of the template where ``exc`` was raised, when the traceback says."""
+    line = None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        if template.filename is not None and frame.f_code.co_filename == template.filename:
+            line = lineno
+    return f"line {line}: " if line is not None else ""
 
 
 class ContentRenderer:

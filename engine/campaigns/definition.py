@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engine.settings import Strategy, parse_duration
+from engine.settings import Count, Day, Factor, Moment, Money, Priority, Strategy, Total, parse_duration
 
 #: the kinds of channel a step may use
 CHANNELS: tuple[str, ...] = ("call", "email", "meeting", "post", "sms")
@@ -39,7 +39,7 @@ class Variant(_Strict):
     """One arm of an A/B/n test; steps may use ``{{ variant }}`` or per-variant content."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
-    weight: Decimal = Field(Decimal(1), gt=0)
+    weight: Annotated[Factor, Field(gt=0)] = Decimal(1)
     subject: str | None = None
     template: str | None = None
 
@@ -59,7 +59,7 @@ class Step(_Strict):
     subject: str | None = None
     script: str | None = None
     letter: str | None = None
-    contacts_per_client: Decimal = Field(Decimal(1), gt=0)
+    contacts_per_client: Annotated[Factor, Field(gt=0)] = Decimal(1)
     wait: str | None = None
     only_if: str | None = None
 
@@ -98,27 +98,25 @@ class Campaign(_Strict):
     name: str = Field(min_length=1)
     segment: str
     strategy: Strategy
-    priority: int = 0
-    start: dt.date
-    end: dt.date | None = None
+    priority: Priority = 0
+    start: Day
+    end: Day | None = None
     schedule: str | None = Field(None, description="cron in the business time zone, e.g. '0 10 * * MON'")
-    at: dt.datetime | None = Field(
-        None, description="one-off run at this time (business time zone if none given)"
-    )
+    at: Moment | None = Field(None, description="one-off run at this time (business time zone if none given)")
     on_segment_entry: bool = False
     anniversary: Anniversary | None = None
     on_event: str | None = Field(None, pattern=r"^[a-z0-9_.-]+$")
     control_group: Decimal = Field(Decimal(0), ge=0, lt=1)
-    preparation_cost: Decimal = Field(Decimal(0), ge=0)
-    budget: Decimal | None = Field(
-        None, ge=0, description="the campaign's budget line: it never spends more, preparation included"
+    preparation_cost: Money = Decimal(0)
+    budget: Total | None = Field(
+        None, description="the campaign's budget line: it never spends more, preparation included"
     )
     rank_by: str | None = Field(
         None,
         description="who comes first when the budget or the call centre's capacity runs out "
         "(a numeric expression, default total_spent)",
     )
-    expected_audience: int | None = Field(None, ge=0)
+    expected_audience: Count | None = None
     max_lateness: str = "1h"
     send_at_local: dt.time | None = None
     goal: Goal = Field(default_factory=Goal)

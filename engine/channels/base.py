@@ -2,7 +2,10 @@
 
 A channel takes a batch of :class:`OutgoingMessage` and answers one
 :class:`DeliveryResult` per message, in order. A failure of one message is a
-result, never an exception out of the batch. Every message carries its
+result, never an exception out of the batch. A destination that takes no
+message at all because of its surroundings (a Maildir or list folder that
+cannot be written, a full disk) raises :class:`~engine.errors.OutputError`
+instead: the batch is put back unsent, and the worker stops with the message. Every message carries its
 idempotency key (run, customer, step) and the installation whose outbox
 holds it; the Message-ID of an email derives from both
 (:func:`message_id`): the same on every attempt, never the same in two
@@ -90,6 +93,10 @@ class Channel(Protocol):
         self, messages: Sequence[OutgoingMessage], *, journal: SendJournal | None = None
     ) -> list[DeliveryResult]:
         """Send a batch; return one result per message, in the same order; never raise for one message.
+
+        :class:`~engine.errors.OutputError` when the destination cannot be
+        written at all (see the module docstring); what was delivered before
+        it is recognised when the batch is sent again.
 
         Channels that cannot deliver a key twice (memory, Maildir, list files)
         ignore ``journal``; the others call ``journal.committing(key)`` at the

@@ -5,12 +5,25 @@ opens in Russian locales) plus an XLSX copy written when the channel closes.
 No cell can run as a formula. A key already in the day's file is not listed
 again, so a rerun after a crash adds nothing twice. Call lists, postal lists
 and meeting task lists are list files with their own columns and grouping.
+
+A folder that cannot be written (missing, read only, a file in the way, a
+full disk) is no failure of one contact: :meth:`ListFileChannel.send` raises
+:class:`~engine.errors.OutputError` for the batch, naming
+``channels.<name>.folder``. A file it could not append to whole is cut back
+to what it held, so it never ends in half a row; the rows of files written
+before it are recognised when the batch is sent again. A day file that can
+no longer be read back (saved over by a spreadsheet in another encoding or
+without its ``key`` column) stops the channel the same way, rather than
+listing its contacts twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
+import io
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,7 +32,8 @@ from typing import Any
 import openpyxl
 
 from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage, SendJournal
-from engine.reporting import formula_safe
+from engine.errors import OutputError
+from engine.reporting import csv_writer, formula_safe, output_error, remove_quietly, safe_cell, save_workbook
 
 
 def _slug(text: str) -> str:
@@ -44,8 +58,16 @@ class ListFileChannel:
         self.name = name
         self.folder = folder
         self.day = day
+        self.option = f"channels.{name}.folder"
         self._keys: dict[Path, set[str]] = {}
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._unwritable(folder / "x", exc) from exc
+
+    def _unwritable(self, path: Path, error: OSError) -> OutputError:
+        """The folder cannot be written (met at ``path`` in it): a fault of the folder, not of a contact."""
+        return OutputError(str(self.folder), output_error(path, error).reason, option=self.option)
 
     def path_for(self, group: str | None) -> Path:
         """The CSV of ``group`` (or of the day, when files are not grouped)."""
@@ -59,9 +81,20 @@ class ListFileChannel:
     def _listed(self, path: Path) -> set[str]:
         if path not in self._keys:
             keys: set[str] = set()
-            if path.exists():
-                with path.open(encoding="utf-8-sig", newline="") as handle:
-                    keys = {row["key"] for row in csv.DictReader(handle, delimiter=";")}
+            try:
+                if path.exists():
+                    with path.open(encoding="utf-8-sig", newline="") as handle:
+                        keys = {row["key"] for row in csv.DictReader(handle, delimiter=";")}
+            except OSError as exc:
+                raise self._unwritable(path, exc) from exc
+            except (UnicodeDecodeError, csv.Error, KeyError) as exc:
+                reason = "no 'key' column" if isinstance(exc, KeyError) else str(exc)
+                raise OutputError(
+                    str(path),
+                    f"cannot read back the contacts it lists ({reason}): another program saved over it; "
+                    "put back the file crm wrote (UTF-8, ';', a key column), then run the worker again",
+                    option=self.option,
+                ) from exc
             self._keys[path] = keys
         return self._keys[path]
 
@@ -91,34 +124,64 @@ class ListFileChannel:
                 rows.setdefault(path, []).append([_cell(row.get(column)) for column in self.columns])
                 listed.add(message.key)
             results.append(DeliveryResult(message.key, DeliveryStatus.SENT, reference=path.name))
-        for path, new_rows in rows.items():
-            new_file = not path.exists()
-            with path.open("a", encoding="utf-8-sig" if new_file else "utf-8", newline="") as handle:
-                writer = csv.writer(handle, delimiter=";")
-                if new_file:
-                    writer.writerow(self.columns)
-                writer.writerows(new_rows)
+        pending = list(rows.items())
+        for done, (path, new_rows) in enumerate(pending):
+            try:
+                self._append(path, new_rows)
+            except OSError as exc:
+                for unwritten, _ in pending[done:]:
+                    self._keys.pop(unwritten, None)  # read again from the file next time
+                raise self._unwritable(path, exc) from exc
         return results
 
+    def _append(self, path: Path, rows: list[list[str]]) -> None:
+        """Append ``rows`` to ``path`` whole: a write that fails is cut back to what the file held."""
+        new_file = not path.exists()
+        buffer = io.StringIO()
+        writer = csv_writer(buffer, delimiter=";")
+        if new_file:
+            writer.writerow(self.columns)
+        writer.writerows(rows)
+        data = (("\ufeff" if new_file else "") + buffer.getvalue()).encode("utf-8")
+        size = 0 if new_file else path.stat().st_size
+        try:
+            with path.open("ab") as handle:
+                handle.write(data)
+                handle.flush()
+        except OSError:
+            if new_file:
+                remove_quietly(path)
+            else:
+                with contextlib.suppress(OSError):  # the original error says what to fix
+                    os.truncate(path, size)
+            raise
+
     async def close(self) -> None:
-        """Write the XLSX copy of every day file this channel touched."""
+        """Write the XLSX copy of every day file this channel touched (:class:`OutputError` if it cannot)."""
         for path in self._keys:
             if path.exists():
-                write_xlsx(path, path.with_suffix(".xlsx"))
+                write_xlsx(path, path.with_suffix(".xlsx"), option=self.option)
 
 
 def _cell(value: Any) -> str:
     return formula_safe("" if value is None else str(value))
 
 
-def write_xlsx(source: Path, target: Path) -> None:
-    """The XLSX copy of a list CSV (cells as text, already formula-safe), with a frozen header."""
+def write_xlsx(source: Path, target: Path, *, option: str | None = None) -> None:
+    """The XLSX copy of a list CSV (cells as text, already formula-safe), with a frozen header.
+
+    Written whole or not at all; a folder that cannot be written raises :class:`OutputError`.
+    """
     workbook = openpyxl.Workbook(write_only=True)
     sheet = workbook.create_sheet("list")
     sheet.freeze_panes = "A2"
-    with source.open(encoding="utf-8-sig", newline="") as handle:
-        for row in csv.reader(handle, delimiter=";"):
-            sheet.append(row)
-    temporary = target.with_name(f".{target.name}.part")
-    workbook.save(temporary)
-    temporary.replace(target)
+    try:
+        with source.open(encoding="utf-8-sig", newline="") as handle:
+            for row in csv.reader(handle, delimiter=";"):
+                sheet.append([safe_cell(cell) for cell in row])
+    except OSError as exc:
+        raise output_error(source, exc, option=option) from exc
+    except (UnicodeDecodeError, csv.Error) as exc:
+        reason = f"cannot read it for its XLSX copy ({exc}): it was saved over by another program"
+        raise OutputError(str(source), reason, option=option) from exc
+    save_workbook(workbook, target, option=option)

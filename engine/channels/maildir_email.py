@@ -6,6 +6,12 @@ is), so any mail client opens the folder, a message is never half-visible,
 and the same key is never delivered twice (a second delivery finds the name
 taken and reports it sent), while another database's message with the same
 key (a rebuilt database writing into the same folder) is delivered as its own.
+
+A Maildir that cannot be written (a missing or read-only folder, a file in the
+way, a full disk) is no failure of one message: :meth:`MaildirEmailChannel.send`
+raises :class:`~engine.errors.OutputError` for the batch, naming
+``channels.<name>.maildir`` and what to fix. The messages written before
+it are in ``new/`` and are recognised as delivered when the batch is sent again.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from engine.channels.base import (
     message_id,
 )
 from engine.channels.mime_template import MimeTemplate
-from engine.errors import HeaderInjectionError
+from engine.errors import HeaderInjectionError, OutputError
+from engine.reporting import output_error, remove_quietly
 
 
 class MaildirEmailChannel:
@@ -36,9 +43,17 @@ class MaildirEmailChannel:
         self.sender = sender
         self.domain = domain
         self.mime = MimeTemplate(sender=sender, domain=domain)
+        self.option = f"channels.{name}.maildir"
         for folder in ("tmp", "new", "cur"):
-            (root / folder).mkdir(parents=True, exist_ok=True)
+            try:
+                (root / folder).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise self._unwritable(root / folder / "x", exc) from exc
         self._names: set[str] | None = None
+
+    def _unwritable(self, path: Path, error: OSError) -> OutputError:
+        """The Maildir cannot be written (met at ``path`` in it): a fault of the folder, not of a message."""
+        return OutputError(str(self.root), output_error(path, error).reason, option=self.option)
 
     def file_name(self, key: str, installation: str = "") -> str:
         """The Maildir name of the message with idempotency ``key`` of ``installation``."""
@@ -47,14 +62,21 @@ class MaildirEmailChannel:
     def _delivered(self) -> set[str]:
         """Names already in the Maildir (``new/``, or ``cur/`` where clients add ``:2,FLAGS``), read once."""
         if self._names is None:
-            self._names = {path.name for path in (self.root / "new").iterdir()}
-            self._names |= {path.name.split(":", 1)[0] for path in (self.root / "cur").iterdir()}
+            try:
+                names = {path.name for path in (self.root / "new").iterdir()}
+                names |= {path.name.split(":", 1)[0] for path in (self.root / "cur").iterdir()}
+            except OSError as exc:
+                raise self._unwritable(self.root / "new" / "x", exc) from exc
+            self._names = names
         return self._names
 
     async def send(
         self, messages: Sequence[OutgoingMessage], *, journal: SendJournal | None = None
     ) -> list[DeliveryResult]:
-        """Deliver each message once per key; a bad header is a permanent failure of that message."""
+        """Deliver each message once per key; a bad header is a permanent failure of that message.
+
+        A Maildir that cannot be written raises :class:`OutputError` (see the module docstring).
+        """
         results = []
         delivered = self._delivered()
         for message in messages:
@@ -75,13 +97,10 @@ class MaildirEmailChannel:
                 os.link(temporary, self.root / "new" / name)
             except FileExistsError:
                 pass  # another worker delivered the same key first
-            except OSError as exc:
-                results.append(
-                    DeliveryResult(message.key, DeliveryStatus.TEMPORARY_FAILURE, detail=f"Maildir: {exc}")
-                )
-                continue
+            except OSError as exc:  # the folder, not this message: nothing of the rest is written either
+                raise self._unwritable(temporary, exc) from exc
             finally:
-                temporary.unlink(missing_ok=True)
+                remove_quietly(temporary)
             delivered.add(name)
             results.append(DeliveryResult(message.key, DeliveryStatus.SENT, reference=reference))
         return results

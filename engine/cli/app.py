@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
@@ -16,7 +17,17 @@ from sqlalchemy import Engine
 from engine.clock import local_instant
 from engine.config import Config, load_config
 from engine.db import make_engine, require_schema
-from engine.errors import ConfigValueError
+from engine.errors import ConfigValueError, InvalidValueError
+from engine.settings import (
+    MAX_POINTS,
+    check_date,
+    check_instant,
+    parse_money,
+    parse_points,
+    parse_quantity,
+)
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="crm",
@@ -91,17 +102,52 @@ def parse_instant(text: str, zone: ZoneInfo, option: str, *, day_closes: bool = 
 
     A day (``2026-12-31``) is its first instant in ``zone``, or with ``day_closes``
     its close (the next midnight); an ISO time without an offset is read in ``zone``.
+    Days and times lie within the engine's dates (1970-01-01 .. 2199-12-31, as
+    written); anything else raises :class:`~engine.errors.ConfigValueError` naming ``option``.
     """
     try:
         if len(text) == 10:
-            day = dt.date.fromisoformat(text)
+            day = check_date(dt.date.fromisoformat(text), what="day")
             return local_instant(day + dt.timedelta(days=1 if day_closes else 0), dt.time(0), zone)
-        moment = dt.datetime.fromisoformat(text)
+        moment = check_instant(dt.datetime.fromisoformat(text))
+    except InvalidValueError as exc:
+        raise ConfigValueError(option, "", str(exc)) from exc
     except ValueError as exc:
         raise ConfigValueError(
-            option, option, f"{text!r} is not a day (2026-12-31) or an instant (2026-12-31T18:00+03:00)"
+            option, "", f"{text!r} is not a day (2026-12-31) or an instant (2026-12-31T18:00+03:00)"
         ) from exc
     return (moment if moment.tzinfo else moment.replace(tzinfo=zone)).astimezone(dt.UTC)
+
+
+def option_parser(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """A typer ``parser=`` from a parse function of :mod:`engine.settings` (the engine's limits).
+
+    Its ``ValueError`` becomes a usage error that names the option and exits 1:
+    ``Invalid value for '--amount': amount 1E+30 is above the limit of 100,000,000.00``.
+    A value that is no text (an option's default) is taken as it is.
+
+    Example: ``amount: Decimal = typer.Option(..., "--amount", parser=AMOUNT)``
+    """
+
+    def parser(text: Any) -> T:
+        if not isinstance(text, str):
+            return text
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+
+    return parser
+
+
+#: ``--amount``: one amount of money, 0.01 .. 100,000,000, two decimal places
+AMOUNT = option_parser(parse_money)
+#: ``--quantity``: 0.001 .. 1,000,000, three decimal places
+QUANTITY = option_parser(parse_quantity)
+#: ``--points`` spent or moved: 1 .. 10,000,000
+POINTS = option_parser(parse_points)
+#: ``--points`` added or taken: -10,000,000 .. 10,000,000
+SIGNED_POINTS = option_parser(lambda text: parse_points(text, minimum=-MAX_POINTS))
 
 
 #: what ``--format`` of the reports accepts

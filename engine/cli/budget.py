@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from engine.budget import (
@@ -29,7 +29,7 @@ from engine.cli.app import console, print_json, state
 from engine.clock import utcnow
 from engine.config import Config
 from engine.errors import ConfigValueError
-from engine.reporting import Period, formula_safe
+from engine.reporting import Period, check_output_file, csv_writer, write_atomically
 
 FORMATS = ("table", "json", "csv", "xlsx", "html")
 RELATIVE = {"current": 0, "next": 1, "previous": -1, "last": -1}
@@ -106,11 +106,13 @@ def print_report(report: BudgetReport) -> None:
             header += f" by {approval.approved_by}"
         if approval.approved_at:
             header += f" on {approval.approved_at}"
-        if report.fingerprint_matches is False:
-            header += f" [yellow](approved on {approval.fingerprint}: the config changed since)[/yellow]"
+    header = escape(header)  # names and labels from the files, printed as they are
+    if report.approved is not None and report.fingerprint_matches is False:
+        changed = escape(f"(approved on {report.approved.definition.fingerprint}: the config changed since)")
+        header += f" [yellow]{changed}[/yellow]"
     console.print(header, soft_wrap=True)
     if report.overrides:
-        console.print("what-if: " + ", ".join(report.overrides), soft_wrap=True)
+        console.print("what-if: " + ", ".join(report.overrides), soft_wrap=True, markup=False)
     title = "plan: unit cost x clients x contacts per client x runs + preparation"
     lines = Table(
         title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
@@ -144,7 +146,7 @@ def print_report(report: BudgetReport) -> None:
         )
     console.print(lines)
     for text in dict.fromkeys(traces):
-        console.print(f"  {text}", soft_wrap=True)
+        console.print(f"  {text}", soft_wrap=True, markup=False)
     matrix = report.matrix()
     table = Table(
         title=f"contact matrix (contacts / {currency})",
@@ -175,7 +177,7 @@ def print_report(report: BudgetReport) -> None:
         )
     )
     for note in report.notes:
-        console.print(f"note: {note}", soft_wrap=True)
+        console.print(f"note: {note}", soft_wrap=True, markup=False)
 
 
 def _print_diff(diff: BudgetDiff) -> None:
@@ -228,6 +230,11 @@ def budget(
     config = state.config()
     engine = state.engine(config)
     chosen = resolve_period(period, config)
+    target: Path | None = output
+    if output_format in ("xlsx", "html") and diff is None:
+        target = output or Path(f"budget-{chosen.label.replace('..', '_')}.{output_format}")
+    if target is not None and diff is None and output_format in ("csv", "xlsx", "html"):
+        check_output_file(target, option="--output")  # before the work: a bad path changes nothing
     if diff is not None:
         result = budget_diff(engine, config, period=chosen, rev=diff)
         if output_format == "json":
@@ -250,7 +257,7 @@ def budget(
     elif output_format == "csv":
         _write_csv(report, output)
     else:
-        target = output or Path(f"budget-{chosen.label.replace('..', '_')}.{output_format}")
+        assert target is not None
         if output_format == "xlsx":
             from engine.budget import write_workbook
 
@@ -259,19 +266,19 @@ def budget(
             from engine.budget import write_html
 
             write_html(report, target)
-        console.print(f"wrote {target} (plan {_money(report.plan_total)} {report.currency})")
+        console.print(f"wrote {target} (plan {_money(report.plan_total)} {report.currency})", markup=False)
 
 
 def _write_csv(report: BudgetReport, output: Path | None) -> None:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";")
-    writer.writerows([formula_safe(cell) for cell in row] for row in csv_rows(report))
+    writer = csv_writer(buffer, delimiter=";")
+    writer.writerows(csv_rows(report))
     text = buffer.getvalue()
     if output is None:
         sys.stdout.write(text)
         return
-    output.write_text("\ufeff" + text, encoding="utf-8")
-    console.print(f"wrote {output}")
+    write_atomically(output, ("\ufeff" + text).encode("utf-8"), option="--output")
+    console.print(f"wrote {output}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

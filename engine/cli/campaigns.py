@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
+from engine.budget import load_budgets
 from engine.campaigns import last_firing, load_campaigns
 from engine.cli.app import console, print_json, state
 from engine.clock import utcnow
@@ -262,6 +263,7 @@ def run_command(
         _winner_command(engine, config, campaign, variant, send, as_json)
         return
     campaigns = load_campaigns(config)
+    load_budgets(config, campaigns)  # a budget file validate refuses is refused here too
     if campaign not in campaigns:
         raise NotFoundError("campaign", campaign, list(campaigns))
     chosen = campaigns[campaign]

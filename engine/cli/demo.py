@@ -9,6 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from engine.cli.app import console, state
@@ -17,6 +18,7 @@ from engine.cli.campaigns import steps_table
 from engine.demo import EVALUATED_DAYS, ClassShare, DemoEvaluation, DemoLoyalty, DemoResult, run_demo
 from engine.evaluation import campaign_tables, funnel_table, indicator_tables
 from engine.loyalty.finance import liability_tables
+from engine.reporting import check_output_folder
 from engine.segments import list_segments
 
 
@@ -39,7 +41,7 @@ def _shares(title: str, key: str, rows: list[ClassShare]) -> Table:
 def _print(result: DemoResult) -> None:
     data = result.data
     console.print(
-        f"[bold]demo shop[/] in {result.folder}/: {data.customers:,} customers "
+        f"[bold]demo shop[/] in {escape(str(result.folder))}/: {data.customers:,} customers "
         f"({data.companies:,} companies, "
         f"{data.prospects:,} prospects), {data.purchases:,} purchases ({data.refunds:,} refunds), "
         f"revenue {data.revenue:,.2f}"
@@ -50,7 +52,7 @@ def _print(result: DemoResult) -> None:
     )
     console.print("[bold]import of a call-centre export[/] (cp1251, ';', dd.mm.yyyy, Russian headers):")
     for line in result.call_centre_import.describe():
-        console.print(f"  {line}", soft_wrap=True)
+        console.print(f"  {line}", soft_wrap=True, markup=False)
     console.print(_shares("ABC class (by cumulative share of revenue)", "class", result.abc))
     console.print(_shares("lifecycle stage", "stage", result.lifecycle))
     console.print(_shares("time zone", "zone", result.timezones))
@@ -73,28 +75,38 @@ def _print(result: DemoResult) -> None:
     )
     print_report(result.budget.report)
     console.print(
-        f"  for finance: {result.budget.workbook} (live formulas) and {result.budget.html}", soft_wrap=True
+        f"  for finance: {result.budget.workbook} (live formulas) and {result.budget.html}",
+        soft_wrap=True,
+        markup=False,
     )
     crm = _program()
     if result.loyalty is not None:
         _print_loyalty(result.loyalty, result)
     _print_evaluation(result.evaluation)
-    console.print(f"built in {result.seconds:.1f} s. Look further with:")
-    console.print(f"  export CRM_CONFIG={result.config_path}", soft_wrap=True)
-    console.print(f"  {crm} segments show lapsing_large", soft_wrap=True)
-    console.print(f"  {crm} segments show lapsing_large --sql", soft_wrap=True)
-    console.print(f"  {crm} customers show C000001", soft_wrap=True)
-    console.print(f"  {crm} plan --days 31", soft_wrap=True)
-    console.print(f"  {crm} budget --set channels.call.unit_cost=55", soft_wrap=True)
-    console.print(f"  {crm} preview winback --customer C000001", soft_wrap=True)
+    console.print(f"built in {result.seconds:.1f} s. Look further with:", markup=False)
+    console.print(f"  export CRM_CONFIG={result.config_path}", soft_wrap=True, markup=False)
+    console.print(f"  {crm} segments show lapsing_large", soft_wrap=True, markup=False)
+    console.print(f"  {crm} segments show lapsing_large --sql", soft_wrap=True, markup=False)
+    console.print(f"  {crm} customers show C000001", soft_wrap=True, markup=False)
+    console.print(f"  {crm} plan --days 31", soft_wrap=True, markup=False)
+    console.print(f"  {crm} budget --set channels.call.unit_cost=55", soft_wrap=True, markup=False)
+    console.print(f"  {crm} preview winback --customer C000001", soft_wrap=True, markup=False)
     if result.loyalty is not None and result.loyalty.members:
-        console.print(f"  {crm} loyalty statement {result.loyalty.members[0].customer}", soft_wrap=True)
-        console.print(f"  {crm} loyalty liability --format xlsx -o liability.xlsx", soft_wrap=True)
+        console.print(
+            f"  {crm} loyalty statement {result.loyalty.members[0].customer}", soft_wrap=True, markup=False
+        )
+        console.print(
+            f"  {crm} loyalty liability --format xlsx -o liability.xlsx", soft_wrap=True, markup=False
+        )
     as_of = f"{result.evaluation.as_of:%Y-%m-%dT%H:%M}Z"
-    console.print(f"  {crm} report campaigns winback --as-of {as_of} --format csv", soft_wrap=True)
-    console.print(f"  {crm} report funnel", soft_wrap=True)
     console.print(
-        f"  {crm} serve   # the HTTP API: tracking links, unsubscribe, loyalty for the till", soft_wrap=True
+        f"  {crm} report campaigns winback --as-of {as_of} --format csv", soft_wrap=True, markup=False
+    )
+    console.print(f"  {crm} report funnel", soft_wrap=True, markup=False)
+    console.print(
+        f"  {crm} serve   # the HTTP API: tracking links, unsubscribe, loyalty for the till",
+        soft_wrap=True,
+        markup=False,
     )
 
 
@@ -102,13 +114,17 @@ def _print_campaigns(result: DemoResult) -> None:
     day = result.campaigns
     zone = state.config().settings.engine.timezone
     local = day.fired_at.astimezone(ZoneInfo(zone))
-    console.print(f"[bold]campaign day[/]: the example campaigns fired at {local:%Y-%m-%d %H:%M} ({zone})")
+    console.print(
+        f"[bold]campaign day[/]: the example campaigns fired at {local:%Y-%m-%d %H:%M} ({escape(zone)})"
+    )
     currency = state.config().settings.engine.currency
     for run in day.runs:
         console.print(steps_table(f"run {run.run_id}: {run.campaign}", run.steps, currency))
-    console.print(f"  {day.emails:,} emails in the Maildir {day.maildir} (open it with any mail client)")
+    console.print(
+        f"  {day.emails:,} emails in the Maildir {day.maildir} (open it with any mail client)", markup=False
+    )
     for path in day.call_lists:
-        console.print(f"  call list {path} (and its .xlsx)", soft_wrap=True)
+        console.print(f"  call list {path} (and its .xlsx)", soft_wrap=True, markup=False)
 
 
 def _program() -> str:
@@ -133,6 +149,7 @@ def demo(
     Example: crm demo
     Example: crm demo --dir /tmp/shop --customers 2000 --purchases 20000
     """
+    check_output_folder(folder, option="--dir")
     result = run_demo(
         folder, customers=customers, purchases=purchases, seed=seed, config_path=state.config_path
     )
@@ -146,14 +163,16 @@ def register(app: typer.Typer) -> None:
 
 
 def _print_loyalty(loyalty: DemoLoyalty, result: DemoResult) -> None:
-    console.print(f"[bold]loyalty programme {loyalty.programme}[/]: the shop's purchases earned points")
-    console.print(f"  {loyalty.accrual.describe()}", soft_wrap=True)
+    console.print(
+        f"[bold]loyalty programme {escape(loyalty.programme)}[/]: the shop's purchases earned points"
+    )
+    console.print(f"  {loyalty.accrual.describe()}", soft_wrap=True, markup=False)
     for line in loyalty.till:
-        console.print(f"  till: {line}", soft_wrap=True)
+        console.print(f"  till: {line}", soft_wrap=True, markup=False)
     counts = ", ".join(
         f"{name.replace('_', ' ')} {value:,}" for name, value in loyalty.batch.counts().items()
     )
-    console.print(f"  nightly jobs: {counts}", soft_wrap=True)
+    console.print(f"  nightly jobs: {counts}", soft_wrap=True, markup=False)
     members = Table(title="richest members", title_justify="left")
     for column in ("customer", "available", "pending", "held", "tier", "discount", "worth"):
         members.add_column(column, justify="left" if column in ("customer", "tier") else "right")
@@ -168,7 +187,9 @@ def _print_loyalty(loyalty: DemoLoyalty, result: DemoResult) -> None:
             f"{member.value:,.2f}",
         )
     console.print(members)
-    console.print("  tiers: " + ", ".join(f"{name} {count:,}" for name, count in loyalty.tiers.items()))
+    console.print(
+        "  tiers: " + ", ".join(f"{name} {count:,}" for name, count in loyalty.tiers.items()), markup=False
+    )
     for renderable in liability_tables(loyalty.liability):
         console.print(renderable)
     state = "consistent" if loyalty.audit.ok else f"{len(loyalty.audit.problems)} problems"
@@ -192,7 +213,7 @@ def _print_evaluation(evaluation: DemoEvaluation) -> None:
         soft_wrap=True,
     )
     for line in [*evaluation.calls.describe(), *evaluation.purchases.describe()[:1]]:
-        console.print(f"  {line}", soft_wrap=True)
+        console.print(f"  {line}", soft_wrap=True, markup=False)
     attribution = evaluation.attribution
     console.print(
         f"  attribution ({attribution.model.replace('_', ' ')}): {attribution.conversions:,} purchases "
@@ -204,4 +225,4 @@ def _print_evaluation(evaluation: DemoEvaluation) -> None:
         console.print(renderable)
     for renderable in [*indicator_tables(evaluation.indicators), *funnel_table(evaluation.funnel)]:
         console.print(renderable)
-    console.print(f"  the report to open in a browser: {evaluation.html}", soft_wrap=True)
+    console.print(f"  the report to open in a browser: {evaluation.html}", soft_wrap=True, markup=False)

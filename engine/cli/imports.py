@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from engine.campaigns import campaigns_folder
@@ -97,14 +98,14 @@ def _print(summary: ImportSummary, as_json: bool) -> None:
     if as_json:
         print_json(summary.as_dict())
         return
-    table = Table(title=f"import {summary.kind}: {summary.path}", show_header=False)
+    table = Table(title=escape(f"import {summary.kind}: {summary.path}"), show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
     for label in ("rows", "inserted", "updated", "merged", "unchanged", "rejected"):
         table.add_row(label, str(getattr(summary, label)))
     console.print(table)
     for line in summary.describe()[1:]:
-        console.print(line, style="yellow" if "rejected" in line else None, soft_wrap=True)
+        console.print(line, style="yellow" if "rejected" in line else None, soft_wrap=True, markup=False)
     if summary.kind != "responses":
         console.print("run `crm refresh` to bring metrics, scores and segments up to date")
 

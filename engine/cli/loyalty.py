@@ -7,7 +7,6 @@ the same key prints the first result and changes nothing.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import getpass
 import sys
@@ -19,7 +18,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine.cli import loyalty_batch, loyalty_finance
-from engine.cli.app import console, parse_instant, print_json, state
+from engine.cli.app import (
+    AMOUNT,
+    POINTS,
+    QUANTITY,
+    SIGNED_POINTS,
+    console,
+    parse_instant,
+    print_json,
+    state,
+)
 from engine.config import Config
 from engine.errors import ConfigValueError
 from engine.loyalty.ledger import (
@@ -38,6 +46,7 @@ from engine.loyalty.ledger import (
     void,
 )
 from engine.loyalty.programme import Programme, programme_named
+from engine.reporting import csv_writer
 
 loyalty_app = typer.Typer(
     name="loyalty",
@@ -102,10 +111,12 @@ def _print_receipt(receipt: Receipt, as_json: bool) -> None:
 def earn(
     customer: str = typer.Argument(..., help="the customer's external id"),
     order: str | None = typer.Option(None, "--order", help="the order id (its idempotency key)"),
-    amount: Decimal | None = typer.Option(None, "--amount", help="what the customer paid"),
+    amount: Decimal | None = typer.Option(
+        None, "--amount", parser=AMOUNT, help="what the customer paid (0.01 .. 100,000,000)"
+    ),
     category: str | None = typer.Option(None, "--category"),
     sku: str | None = typer.Option(None, "--sku"),
-    quantity: Decimal = typer.Option(Decimal(1), "--quantity"),
+    quantity: Decimal = typer.Option(Decimal(1), "--quantity", parser=QUANTITY, help="0.001 .. 1,000,000"),
     source: str | None = typer.Option(None, "--source", help="shop, web... or a partner's name"),
     at: str | None = typer.Option(None, "--at", help="when it was bought (default: now)"),
     event: str | None = typer.Option(
@@ -152,12 +163,16 @@ def redeem_command(
         None, help="the customer's external id (not with --capture/--void)"
     ),
     key: str = KEY,
-    points: int | None = typer.Option(None, "--points", min=1, help="points to spend"),
+    points: int | None = typer.Option(
+        None, "--points", parser=POINTS, help="points to spend (1 .. 10,000,000)"
+    ),
     reward: str | None = typer.Option(None, "--reward", help="a reward of the programme instead of --points"),
     order: str | None = typer.Option(
         None, "--order", help="the order the points pay for (refunds give them back)"
     ),
-    order_amount: Decimal | None = typer.Option(None, "--order-amount", help="that order's amount"),
+    order_amount: Decimal | None = typer.Option(
+        None, "--order-amount", parser=AMOUNT, help="that order's amount"
+    ),
     partner: str | None = typer.Option(None, "--partner", help="the partner where the points are burnt"),
     hold: bool = typer.Option(False, "--hold", help="only reserve the points: capture or void them later"),
     capture_hold: str | None = typer.Option(
@@ -209,7 +224,7 @@ def refund_command(
     order: str = typer.Argument(..., help="the order being refunded"),
     key: str = KEY,
     amount: Decimal | None = typer.Option(
-        None, "--amount", help="money refunded (default: the rest of the order)"
+        None, "--amount", parser=AMOUNT, help="money refunded (default: the rest of the order)"
     ),
     programme: str | None = PROGRAMME,
     as_json: bool = AS_JSON,
@@ -225,7 +240,12 @@ def refund_command(
 
 def adjust_command(
     customer: str = typer.Argument(..., help="the customer's external id"),
-    points: int = typer.Option(..., "--points", help="points to add (positive) or take (negative)"),
+    points: int = typer.Option(
+        ...,
+        "--points",
+        parser=SIGNED_POINTS,
+        help="points to add (positive) or take (negative), up to 10,000,000",
+    ),
     key: str = KEY,
     reason: str = typer.Option(..., "--reason", help="why: kept with the entry"),
     actor: str = typer.Option(getpass.getuser(), "--actor", help="who (default: this system user)"),
@@ -258,7 +278,7 @@ def adjust_command(
 def transfer_command(
     source: str = typer.Argument(..., help="the customer giving points"),
     target: str = typer.Argument(..., help="the customer receiving them"),
-    points: int = typer.Argument(..., min=1),
+    points: int = typer.Argument(..., parser=POINTS, help="points to give (1 .. 10,000,000)"),
     key: str = KEY,
     programme: str | None = PROGRAMME,
     as_json: bool = AS_JSON,
@@ -365,7 +385,7 @@ def statement_command(
         print_json(result)
         return
     if output_format == "csv":
-        writer = csv.writer(sys.stdout)
+        writer = csv_writer(sys.stdout)
         writer.writerow(
             [
                 "entry",

@@ -22,6 +22,7 @@ from engine.loyalty.batch import (
     tier_report,
 )
 from engine.loyalty.programme import Programme, programme_named
+from engine.settings import MAX_COUNT
 
 PROGRAMME = typer.Option(
     None, "--programme", "-p", help="the programme (default: the only one in config.toml)"
@@ -106,7 +107,9 @@ def tiers_command(
     until: str | None = typer.Option(None, "--until", help="last day of a manual tier (or an instant)"),
     reason: str | None = typer.Option(None, "--reason", help="why the tier is set by hand"),
     as_of: str | None = AS_OF,
-    limit: int = typer.Option(20, "--limit", min=0, help="accounts listed (0: only the counts per tier)"),
+    limit: int = typer.Option(
+        20, "--limit", min=0, max=MAX_COUNT, help="accounts listed (0: only the counts per tier)"
+    ),
     as_json: bool = AS_JSON,
 ) -> None:
     """Accounts' tiers with their qualifying activity; recompute them, or set one by hand until a date.
@@ -146,6 +149,7 @@ def tiers_command(
         return
     if until is not None or reason is not None:
         raise ConfigValueError("--until", "--until", "--until and --reason go with --set CUSTOMER TIER")
+    customer_id = find_customer_id(engine, customer) if customer is not None else None  # before any work
     if recompute:
         result = recompute_tiers(engine, chosen, now=now)
         if as_json:
@@ -156,7 +160,6 @@ def tiers_command(
             f" {result.downgraded:,} down, {result.grace_started:,} into grace,"
             f" {result.overrides_ended:,} manual tiers ended"
         )
-    customer_id = find_customer_id(engine, customer) if customer is not None else None
     report = tier_report(engine, chosen, now=now, customer_id=customer_id, limit=None if customer else limit)
     if as_json:
         print_json(report)

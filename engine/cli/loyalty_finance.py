@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import typer
 
 from engine.cli.app import check_output_format, parse_instant, state
 from engine.cli.report_emit import emit_report
 from engine.config import Config
-from engine.errors import ConfigValueError
+from engine.errors import ConfigValueError, InvalidValueError
 from engine.loyalty.finance import output as finance_output
 from engine.loyalty.finance import reports as finance
 from engine.loyalty.programme import Programme, programme_named
 from engine.reporting import Period
+from engine.settings import check_date, time_zone
 
 
 def _period(text: str, option: str) -> Period:
+    """The period ``text`` names, its days within the engine's dates (1970-01-01 .. 2199-12-31)."""
     try:
-        return Period.parse(text)
+        period = Period.parse(text)
+        check_date(period.start, what="its first day")
+        check_date(period.end, what="its last day")
+    except InvalidValueError as exc:
+        raise ConfigValueError(option, "", f"period {text!r}: {exc}") from exc
     except ValueError as exc:
         raise ConfigValueError(option, "period", str(exc)) from exc
+    return period
 
 
 def _chosen(config: Config, name: str | None) -> list[Programme]:
@@ -58,7 +64,7 @@ def liability(
     config = state.config()
     chosen = _chosen(config, programme)
     zones = {p.zone.key for p in chosen}
-    zone = chosen[0].zone if len(zones) == 1 else ZoneInfo(config.settings.engine.timezone)
+    zone = chosen[0].zone if len(zones) == 1 else time_zone(config.settings.engine.timezone)
     moment = parse_instant(as_of, zone, "--as-of", day_closes=True) if as_of is not None else None
     report = finance.liability(
         state.engine(config),

@@ -8,6 +8,7 @@ import typer
 
 from engine.campaigns import preview as render_preview
 from engine.cli.app import console, state
+from engine.reporting import check_output_file
 
 
 def preview(
@@ -23,9 +24,11 @@ def preview(
     Example: crm preview winback --customer C000001
     Example: crm preview winback --customer anna@example.ru --step 1 --out /tmp/call.html
     """
+    if out is not None:
+        check_output_file(out, option="--out", create_folders=True)
     config = state.config()
     path = render_preview(state.engine(config), config, campaign, customer, step=step, out=out)
-    console.print(f"written {path}", soft_wrap=True)
+    console.print(f"written {path}", soft_wrap=True, markup=False)
 
 
 def register(app: typer.Typer) -> None:

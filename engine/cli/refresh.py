@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from engine.cli.app import console, print_json, state
@@ -34,15 +35,15 @@ def refresh(
         f"metrics as of {m.as_of}: {m.customers} customers, {m.buyers} with orders ({m.seconds:.1f} s)"
     )
     for name, count in m.custom.items():
-        console.print(f"  metric {name}: {count} customers with a value")
+        console.print(f"  metric {name}: {count} customers with a value", markup=False)
     for score in result.scores:
         average = f"{score.average:.1f}" if score.average is not None else "-"
-        console.print(f"score {score.name}: {score.scored} customers scored, average {average}")
+        console.print(f"score {score.name}: {score.scored} customers scored, average {average}", markup=False)
     table = Table(title="segments")
     for column in ("segment", "members", "entered", "left"):
         table.add_column(column, justify="left" if column == "segment" else "right")
     for seg in result.segments:
-        table.add_row(seg.name, str(seg.members), str(seg.entered), str(seg.left))
+        table.add_row(escape(seg.name), str(seg.members), str(seg.entered), str(seg.left))
     console.print(table)
     console.print(f"done in {result.seconds:.1f} s")
 

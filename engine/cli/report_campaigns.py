@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from engine.cli.app import check_output_format, parse_instant, state
-from engine.cli.report_emit import emit_report
+from engine.cli.report_emit import check_output, emit_report
 from engine.evaluation import campaign_report, report_output
 
 
@@ -38,6 +38,7 @@ def campaigns(
     Example: crm report campaigns --as-of 2026-12-31 --format xlsx -o campaigns.xlsx
     """
     check_output_format(output_format, output)
+    check_output(output)
     config = state.config()
     zone = ZoneInfo(config.settings.engine.timezone)
     now = parse_instant(as_of, zone, "--as-of", day_closes=True) if as_of is not None else None

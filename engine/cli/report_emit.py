@@ -1,8 +1,12 @@
-"""One way every report command prints or writes its result: table, JSON, CSV or XLSX."""
+"""One way every report command prints or writes its result: table, JSON, CSV or XLSX.
+
+A file is written whole or not at all (:func:`engine.reporting.write_atomically`);
+a path that cannot be written is an :class:`~engine.errors.OutputError` naming
+``--output``. Commands check the path before the work with :func:`check_output`.
+"""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import sys
@@ -14,7 +18,12 @@ from openpyxl import Workbook
 from rich.console import RenderableType
 
 from engine.cli.app import console, print_json, to_jsonable
-from engine.reporting import safe_rows, save_workbook
+from engine.reporting import check_output_file, csv_writer, save_workbook, write_atomically
+
+
+def check_output(output: Path | None, option: str = "--output") -> Path | None:
+    """``output`` if a file can be written there (None if not given), else OutputError; before the work."""
+    return None if output is None else check_output_file(output, option=option)
 
 
 def emit_report(
@@ -43,15 +52,15 @@ def emit_report(
             print_json(data())
             return
         text = json.dumps(to_jsonable(data()), ensure_ascii=False, indent=2) + "\n"
-        output.write_text(text, encoding="utf-8")
+        write_atomically(output, text.encode("utf-8"), option="--output")
     elif output_format == "csv":
         buffer = io.StringIO()
-        csv.writer(buffer, delimiter=";").writerows(safe_rows(rows()))
+        csv_writer(buffer, delimiter=";").writerows(rows())
         if output is None:
             sys.stdout.write(buffer.getvalue())
             return
-        output.write_text("\ufeff" + buffer.getvalue(), encoding="utf-8")
+        write_atomically(output, ("\ufeff" + buffer.getvalue()).encode("utf-8"), option="--output")
     else:
         assert output is not None
-        save_workbook(workbook(), output)
-    console.print(f"wrote {output}" + (f" ({written})" if written else ""), soft_wrap=True)
+        save_workbook(workbook(), output, option="--output")
+    console.print(f"wrote {output}" + (f" ({written})" if written else ""), soft_wrap=True, markup=False)

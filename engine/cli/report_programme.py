@@ -9,12 +9,13 @@ from zoneinfo import ZoneInfo
 import typer
 
 from engine.cli.app import check_output_format, console, parse_instant, state
-from engine.cli.report_emit import emit_report
+from engine.cli.report_emit import check_output, emit_report
 from engine.clock import utcnow
 from engine.config import Config
 from engine.errors import ConfigValueError
 from engine.evaluation import lifecycle_funnel, programme_indicators, segment_migration
 from engine.evaluation import programme_output as output_forms
+from engine.reporting import check_output_folder
 
 FORMAT = typer.Option("table", "--format", "-f", help="table | json | csv | xlsx")
 OUTPUT = typer.Option(None, "--output", "-o", help="file to write (required for xlsx)")
@@ -60,6 +61,7 @@ def programme(
     Example: crm report programme --periods 12 --format xlsx -o programme.xlsx
     """
     check_output_format(output_format, output)
+    check_output(output)
     if by not in (None, "segment"):
         raise ConfigValueError("--by", "by", f"{by!r}: the indicators are by segment or over all customers")
     config = state.config()
@@ -91,6 +93,7 @@ def funnel(output_format: str = FORMAT, output: Path | None = OUTPUT) -> None:
     Example: crm report funnel --format csv -o funnel.csv
     """
     check_output_format(output_format, output)
+    check_output(output)
     config = state.config()
     result = lifecycle_funnel(state.engine(config), config)
     emit_report(
@@ -120,6 +123,7 @@ def migration(
     Example: crm report migration --from 2026-09-01 --segments large,medium,small --format xlsx -o moves.xlsx
     """
     check_output_format(output_format, output)
+    check_output(output)
     config = state.config()
     before = _instant(config, start, "--from")
     assert before is not None
@@ -147,13 +151,16 @@ def html(
     """
     from engine.evaluation import campaign_report, write_campaign_pages, write_overview
 
+    check_output_folder(folder, option="FOLDER")
     config = state.config()
     engine = state.engine(config)
     results = campaign_report(engine, config)
     pages = write_campaign_pages(results, folder, currency=config.settings.engine.currency)
     index = write_overview(engine, config, folder, pages, periods=periods)
     console.print(
-        f"wrote {index} and {len(pages)} campaign page{'' if len(pages) == 1 else 's'}", soft_wrap=True
+        f"wrote {index} and {len(pages)} campaign page{'' if len(pages) == 1 else 's'}",
+        soft_wrap=True,
+        markup=False,
     )
 
 

@@ -24,9 +24,11 @@ def init() -> None:
     before, after = upgrade(engine)
     where = engine.url.render_as_string(hide_password=True)
     if before == after:
-        console.print(f"schema of {where} is up to date (revision {after})")
+        console.print(f"schema of {where} is up to date (revision {after})", markup=False)
     else:
-        console.print(f"schema of {where} upgraded from {before or 'nothing'} to revision {after}")
+        console.print(
+            f"schema of {where} upgraded from {before or 'nothing'} to revision {after}", markup=False
+        )
 
 
 def validate() -> None:
@@ -44,10 +46,16 @@ def validate() -> None:
         f"{config.path}: ok — {len(config.segments)} segments, {len(config.scores)} scores, "
         f"{len(config.metric_filters)} custom metrics"
     )
-    console.print(f"{campaigns_folder(config)}: ok — {len(campaigns)} campaigns", soft_wrap=True)
+    console.print(
+        f"{campaigns_folder(config)}: ok — {len(campaigns)} campaigns", soft_wrap=True, markup=False
+    )
     budgets = load_budgets(config, campaigns)
     periods = ", ".join(budgets.labels()) or "none"
-    console.print(f"{budgets_folder(config)}: ok — {len(budgets.files)} budgets ({periods})", soft_wrap=True)
+    console.print(
+        f"{budgets_folder(config)}: ok — {len(budgets.files)} budgets ({periods})",
+        soft_wrap=True,
+        markup=False,
+    )
     for warning in email_warnings(config):
         console_err.print(f"warning: {warning}", soft_wrap=True, markup=False)
 

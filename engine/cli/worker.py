@@ -55,7 +55,7 @@ def _print_summary(summary: DrainSummary) -> None:
         table.add_row(name, f"{count:,}")
     console.print(table)
     reason = {"idle": "nothing left to send", "stop": "asked to stop", "fenced": "declared dead by others"}
-    console.print(f"stopped: {reason.get(summary.stopped_by, summary.stopped_by)}")
+    console.print(f"stopped: {reason.get(summary.stopped_by, summary.stopped_by)}", markup=False)
 
 
 def worker(

@@ -2,7 +2,14 @@
 
 Every connection runs in UTC. SQLite gets foreign keys, WAL and a busy
 timeout; PostgreSQL is reached through psycopg 3 (``postgresql://`` URLs are
-rewritten to ``postgresql+psycopg://``).
+rewritten to ``postgresql+psycopg://``). A database that refuses the work
+for a reason outside the engine (read only, full, locked, unreachable)
+raises :class:`~engine.errors.DatabaseUnavailableError` from every engine
+made here (:func:`engine.sql.watch_faults`).
+
+Only ``crm init`` (:func:`engine.db.upgrade`) creates a SQLite file: every
+other command asks :func:`require_schema` first, which names a missing file
+rather than leaving an empty one behind.
 """
 
 from __future__ import annotations
@@ -17,8 +24,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session
 
-from engine.errors import DatabaseError
-from engine.sql import begin_write, install_sqlite_functions, relax_durability
+from engine.errors import DatabaseError, DatabaseUnavailableError
+from engine.sql import (
+    begin_write,
+    install_sqlite_functions,
+    relax_durability,
+    serialise,
+    sqlite_file,
+    watch_faults,
+)
 
 
 def normalise_url(url: str) -> str:
@@ -47,21 +61,39 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create the SQLAlchemy engine for ``url`` (SQLite path or PostgreSQL URL)."""
+    """Create the SQLAlchemy engine for ``url`` (SQLite path or PostgreSQL URL); nothing is connected yet."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        database = make_url(url).database
-        if database and database != ":memory:":
-            parent = Path(database).expanduser().resolve().parent
-            if not parent.is_dir():
-                raise DatabaseError(f"cannot create SQLite database {database}: no folder {parent}")
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
+        return watch_faults(engine)
     kwargs.setdefault("connect_args", {})
     kwargs["connect_args"].setdefault("options", "-c timezone=UTC")
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    return watch_faults(create_engine(url, **kwargs))
+
+
+def _where(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _sqlite_path(engine: Engine) -> Path | None:
+    """The file of a SQLite database, resolved (a relative path is the working folder's); None otherwise."""
+    database = sqlite_file(engine.url.render_as_string(hide_password=False))
+    return Path(database).expanduser().resolve() if database else None
+
+
+def check_folder(engine: Engine) -> None:
+    """Raise :class:`DatabaseError` when the folder a SQLite file is to be created in does not exist."""
+    path = _sqlite_path(engine)
+    if path is None or path.exists():
+        return
+    if not path.parent.is_dir():
+        what = "is not a folder" if path.parent.exists() else "does not exist"
+        raise DatabaseError(
+            f"cannot create the SQLite database {path}: its folder {path.parent} {what}: create the folder, "
+            "or set engine.database_url (or CRM_DATABASE_URL) to a file in a folder that exists"
+        )
 
 
 def check_connection(engine: Engine) -> None:
@@ -69,20 +101,44 @@ def check_connection(engine: Engine) -> None:
     try:
         with engine.connect():
             pass
+    except DatabaseUnavailableError:
+        raise  # names the database, what it answered and what to fix
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise DatabaseError(
-            f"cannot connect to {engine.url.render_as_string(hide_password=True)}: {reason}"
-        ) from exc
+        raise DatabaseError(f"cannot connect to {_where(engine)}: {reason}") from exc
 
 
 def require_schema(engine: Engine) -> None:
-    """Raise :class:`DatabaseError` unless ``crm init`` has created the schema."""
+    """Raise :class:`DatabaseError` unless ``crm init`` has created the schema.
+
+    A SQLite file that does not exist is named, and not created: only
+    ``crm init`` creates the database.
+    """
+    path = _sqlite_path(engine)
+    if path is not None and not path.is_file():
+        what = "is a folder, not a database file" if path.is_dir() else "does not exist"
+        raise DatabaseError(
+            f"no database: the SQLite file {path} {what}: run `crm init` first to create it, "
+            "or set engine.database_url (or CRM_DATABASE_URL) to the database to use"
+        )
     check_connection(engine)
     if not inspect(engine).has_table("customer"):
-        raise DatabaseError(
-            f"no crm-engine schema in {engine.url.render_as_string(hide_password=True)}: run `crm init` first"
-        )
+        raise DatabaseError(f"no crm-engine schema in {_where(engine)}: run `crm init` first")
+
+
+@contextmanager
+def serialised(engine: Engine, name: str) -> Iterator[None]:
+    """One holder of ``name`` at a time across processes and hosts; others wait here until it is done.
+
+    For work of several transactions (``crm refresh``: metrics, scores,
+    segments) that two at once would break. The lock lives in a transaction
+    of a connection of its own (:func:`engine.sql.serialise`), held until the
+    block ends; on SQLite, whose write lock lets one writer in at a time
+    already, it is nothing.
+    """
+    with engine.connect() as connection, connection.begin():
+        serialise(connection, name)
+        yield
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, inspect, select
 from sqlalchemy.exc import DBAPIError
 
 from engine.clock import utcnow
-from engine.db.engines import check_connection, write_transaction
+from engine.db.engines import check_connection, check_folder, write_transaction
 from engine.errors import DatabaseError
 from engine.models import INSTALLATION
 from engine.sql import insert_ignoring
@@ -45,7 +45,11 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Bring the schema of ``engine`` to the newest migration; return (before, after)."""
+    """Bring the schema of ``engine`` to the newest migration; return (before, after).
+
+    A SQLite file is created here (and only here), in a folder that must exist.
+    """
+    check_folder(engine)
     check_connection(engine)
     before = current_revision(engine)
     config = alembic_config()

@@ -13,7 +13,6 @@ follows has a real effect to find.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import email
 import email.policy
@@ -31,6 +30,7 @@ from sqlalchemy import Engine, func, select
 from engine.config import Config
 from engine.models import CUSTOMER, ENGAGED_KINDS, OUTBOX, RESPONSE, RUN
 from engine.models import outbox as states
+from engine.reporting import csv_writer
 
 if TYPE_CHECKING:
     import httpx
@@ -214,7 +214,7 @@ def write_call_outcomes(
     outcomes, weights = zip(*CALL_OUTCOMES, strict=True)
     written = 0
     with path.open("w", encoding="utf-8", newline="") as handle:
-        out = csv.writer(handle, delimiter=";")
+        out = csv_writer(handle, delimiter=";")
         out.writerow(["customer", "campaign", "called at", "code", "score", "comment"])
         for customer, campaign, sent_at in call_rows(engine, run_ids):
             outcome = rng.choices(outcomes, weights)[0]
@@ -241,7 +241,7 @@ def write_purchases(
     engaged = engaged_customers(engine, run_ids)
     written = 0
     with path.open("w", encoding="utf-8", newline="") as handle:
-        out = csv.writer(handle, delimiter=";")
+        out = csv_writer(handle, delimiter=";")
         out.writerow(["order id", "customer", "ordered at", "amount", "category", "margin"])
         for exposure in exposures(engine, run_ids):
             chance = BASE_RATE

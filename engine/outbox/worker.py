@@ -20,6 +20,14 @@ such as retries, do not count).
 Everything runs on one thread (the heartbeat has its own): database calls
 are short, and keeping them off pool threads keeps the moment between a
 row's journal entry and its hand-over as short as it can be.
+
+A channel whose destination cannot be written at all (a Maildir or list
+folder that is missing, read only or full: :class:`~engine.errors.OutputError`)
+stops the worker: the rows of the batch go back to ``queued`` as they were
+(the attempt is not counted), nothing is recorded as sent that was not
+written, and the error, naming the folder and what to fix, is raised
+(``crm worker`` exits 1). Once the folder is fixed, the next worker sends
+them; what was written before the fault is recognised, not written twice.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from engine.channels import (
     LIST_CHANNELS,
@@ -45,7 +53,8 @@ from engine.channels import (
 )
 from engine.clock import utcnow
 from engine.config import Config
-from engine.db import installation_id
+from engine.db import installation_id, write_transaction
+from engine.errors import OutputError
 from engine.models import (
     BOUNCED,
     DELIVERED,
@@ -53,7 +62,9 @@ from engine.models import (
     FAILED,
     NO_ADDRESS,
     NO_CONSENT,
+    OUTBOX,
     QUEUED,
+    SENDING,
     SENT,
     SUPPRESSED,
 )
@@ -205,8 +216,19 @@ class _Drainer:
             maintenance.cancel()
             await asyncio.gather(maintenance, return_exceptions=True)
             self.journal.close()
-            for name in list(self._opened):
+            unclosed = await self._close_all()
+        if unclosed is not None:
+            raise unclosed
+
+    async def _close_all(self) -> OutputError | None:
+        """Close every channel opened; the first that could not write its files (else None)."""
+        first: OutputError | None = None
+        for name in list(self._opened):
+            try:
                 await self._close(name)
+            except OutputError as exc:
+                first = first or exc
+        return first
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, waking early when asked to stop."""
@@ -246,8 +268,35 @@ class _Drainer:
     async def _close(self, name: str) -> None:
         """Close what the registry opened for ``name`` (list files get their XLSX copies)."""
         opened = self._opened.pop(name, None)
-        if opened is not None:
+        if opened is None:
+            return
+        try:
             await opened[1].close()
+        except OutputError as exc:
+            note = "the contacts are in the CSV files and recorded; only the XLSX copy is missing"
+            raise OutputError(exc.path, f"{exc.reason} ({note})", option=exc.option) from exc
+
+    def _put_back(self, rows: Sequence[ClaimedRow], error: OutputError) -> OutputError:
+        """Queue ``rows`` again as they were before this claim; the error to stop with, saying so."""
+        with write_transaction(self.engine) as connection:
+            connection.execute(
+                update(OUTBOX)
+                .where(
+                    OUTBOX.c.id.in_([row.id for row in rows]),
+                    OUTBOX.c.claimed_by == self.worker_id,
+                    OUTBOX.c.state == SENDING,
+                )
+                .values(
+                    state=QUEUED,
+                    claimed_by=None,
+                    attempts=OUTBOX.c.attempts - 1,  # the claim counted an attempt that never was
+                    detail=f"not sent: {error}"[:2000],
+                    updated_at=self.clock(),
+                )
+            )
+        kept = f"{len(rows)} message{'' if len(rows) == 1 else 's'}"
+        note = f"the worker stopped; {kept} of this batch stay queued and none was recorded as sent"
+        return OutputError(error.path, f"{error.reason} ({note})", option=error.option)
 
     def _ready(self, name: str, now: dt.datetime) -> bool:
         """Whether ``name`` can be sent now; a configuration that cannot send what is due is an error."""
@@ -296,7 +345,10 @@ class _Drainer:
         outcomes = list(batch.settled)
         if not batch.messages:
             return outcomes
-        channel = await self._channel(name, now)
+        try:
+            channel = await self._channel(name, now)
+        except OutputError as exc:
+            raise self._put_back(rows, exc) from exc
         if bucket is not None:
             await bucket.acquire(len(batch.messages))
         keys = {key: row.id for key, row in batch.rows.items()}
@@ -304,6 +356,9 @@ class _Drainer:
         failure: str | None = None
         try:
             results = await channel.send(batch.messages, journal=self.journal)
+        except OutputError as exc:  # the destination takes nothing: the batch goes back, the worker stops
+            self.journal.forget(keys)
+            raise self._put_back(rows, exc) from exc
         except Exception as exc:  # a channel's bug must not leave the batch unrecorded
             failure = f"{name} channel failed: {type(exc).__name__}: {exc}"
             results = []

@@ -3,17 +3,26 @@
 * :mod:`~engine.reporting.periods`: a month, quarter or year in the business time zone;
 * :mod:`~engine.reporting.charts`: the canvas every PNG chart is drawn on;
 * :mod:`~engine.reporting.html`: money and counts as pages show them, charts embedded;
-* :mod:`~engine.reporting.files`: files written whole or not at all, workbooks;
-* :mod:`~engine.reporting.spreadsheet`: cells that cannot run as formulas.
+* :mod:`~engine.reporting.files`: output paths checked before the work, files written whole or not
+  at all (errors as :class:`~engine.errors.OutputError`), workbooks;
+* :mod:`~engine.reporting.spreadsheet`: the cell guard of every CSV and XLSX file (no formulas from data).
 """
 
 from __future__ import annotations
 
 from engine.reporting.charts import ACTUAL, APPROVED, PLAN, empty_chart, new_figure, png_bytes
-from engine.reporting.files import safe_rows, save_workbook, write_atomically
+from engine.reporting.files import (
+    check_output_file,
+    check_output_folder,
+    output_error,
+    remove_quietly,
+    safe_rows,
+    save_workbook,
+    write_atomically,
+)
 from engine.reporting.html import Chart, format_count, format_money, png_data_uri
 from engine.reporting.periods import Period
-from engine.reporting.spreadsheet import formula_safe
+from engine.reporting.spreadsheet import csv_writer, formula_safe, guard_workbook, safe_cell
 
 __all__ = [
     "ACTUAL",
@@ -21,13 +30,20 @@ __all__ = [
     "PLAN",
     "Chart",
     "Period",
+    "check_output_file",
+    "check_output_folder",
+    "csv_writer",
     "empty_chart",
     "format_count",
     "format_money",
     "formula_safe",
+    "guard_workbook",
     "new_figure",
+    "output_error",
     "png_bytes",
     "png_data_uri",
+    "remove_quietly",
+    "safe_cell",
     "safe_rows",
     "save_workbook",
     "write_atomically",

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
+from engine.budget import load_budgets
 from engine.campaigns import CampaignFile, firings, load_campaigns
 from engine.clock import utcnow
 from engine.config import Config
@@ -199,6 +200,7 @@ def plan(
 ) -> Plan:
     """What would run from ``at`` (default now) for ``days`` days; nothing is written."""
     campaigns = campaigns if campaigns is not None else load_campaigns(config)
+    load_budgets(config, campaigns)  # a budget file validate refuses is refused here too
     if campaign is not None:
         if campaign not in campaigns:
             raise NotFoundError("campaign", campaign, list(campaigns))

@@ -15,12 +15,13 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from engine.contact_policy import Cap, DailyWindow
 from engine.settings.durations import parse_duration
+from engine.settings.limits import MAX_COUNT, Count, Day, Money
 
 CHANNEL_NAMES: tuple[str, ...] = ("call", "email", "meeting", "post", "sms")
 
@@ -37,9 +38,9 @@ class PriceChange(_Strict):
     its own ``until``): a price change is a new entry, so history is kept.
     """
 
-    unit_cost: Decimal = Field(ge=0, description="money per contact")
-    valid_from: dt.date | None = Field(None, alias="from", description="first day (business time zone)")
-    until: dt.date | None = Field(None, description="last day, inclusive")
+    unit_cost: Money = Field(description="money per contact")
+    valid_from: Day | None = Field(None, alias="from", description="first day (business time zone)")
+    until: Day | None = Field(None, description="last day, inclusive")
     segment: str | None = None
     campaign: str | None = None
 
@@ -64,13 +65,15 @@ class PriceChange(_Strict):
 
 
 class _Channel(_Strict):
-    unit_cost: Decimal = Field(Decimal(0), ge=0, description="money per contact where no price entry applies")
+    unit_cost: Money = Field(Decimal(0), description="money per contact where no price entry applies")
     prices: list[PriceChange] = Field(
         default_factory=list,
         description="dated unit costs, per channel, segment or campaign: "
         "[{ from = 2027-01-01, unit_cost = 65 }, { segment = 'large', unit_cost = 80 }]",
     )
-    rate_per_second: float | None = Field(None, gt=0, description="at most this many sends a second")
+    rate_per_second: float | None = Field(
+        None, gt=0, le=100_000, description="at most this many sends a second"
+    )
     concurrency: int = Field(4, ge=1, le=256)
     batch_size: int = Field(200, ge=1, le=10_000)
     max_attempts: int = Field(5, ge=1, le=50, description="attempts before a temporary failure is final")
@@ -111,7 +114,7 @@ class SmtpSection(_Strict):
     tls: bool = False
     username: str | None = None
     password: str | None = None
-    timeout: float = Field(30.0, gt=0)
+    timeout: float = Field(30.0, gt=0, le=3600, description="seconds")
 
 
 class EmailChannel(_Channel):
@@ -143,7 +146,7 @@ class CallChannel(ListChannel):
     """``[channels.call]``: daily call lists, agents' capacity, the calling window in local time."""
 
     folder: str = Field("outbox/calls", description="relative to config.toml")
-    capacity_per_day: int = Field(400, ge=1)
+    capacity_per_day: Annotated[Count, Field(ge=1)] = 400
     window: str = "10:00-19:00"
 
     @field_validator("window")
@@ -202,7 +205,8 @@ class ContactPolicySection(_Strict):
         for channel, cap in value.items():
             if channel not in CHANNEL_NAMES:
                 raise ValueError(f"unknown channel {channel!r} (known: {', '.join(CHANNEL_NAMES)})")
-            Cap.parse(cap)
+            if Cap.parse(cap).count > MAX_COUNT:
+                raise ValueError(f"{channel}: {cap!r} allows more than {MAX_COUNT:,} contacts")
         return value
 
     @property

@@ -10,14 +10,14 @@ checked by :mod:`engine.config`, which builds on this module.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 import tomllib
-import zoneinfo
 from contextvars import ContextVar
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import phonenumbers
 from pydantic import (
@@ -40,13 +40,17 @@ from engine.errors import ConfigErrors, ConfigFileError, ConfigValueError, RuleE
 from engine.settings.channels import ChannelsSection, ContactPolicySection
 from engine.settings.durations import parse_duration
 from engine.settings.evaluation import ApiSection, BouncesSection, EvaluationSection, ResponsesSection
+from engine.settings.limits import MAX_SCORE_POINTS, Count, Days, ScorePoints
 from engine.settings.loyalty import LoyaltySection
 from engine.settings.strategy import Strategy
 from engine.settings.toml_lines import find_line, format_path
+from engine.settings.zones import time_zone
 
 AttributeType = Literal["str", "int", "number", "bool", "date"]
 Aggregate = Literal["count", "sum", "avg", "max", "min"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
+#: where the database is when config.toml names none: crm.db beside config.toml
+DEFAULT_DATABASE_URL = "sqlite:///crm.db"
 
 
 class _Strict(BaseModel):
@@ -56,7 +60,7 @@ class _Strict(BaseModel):
 class EngineSection(_Strict):
     """``[engine]``: where the data lives and the business defaults."""
 
-    database_url: str = "sqlite:///crm.db"
+    database_url: str = DEFAULT_DATABASE_URL
     timezone: str = "Europe/Moscow"
     currency: str = "RUB"
     default_region: str = Field("RU", description="region for phone numbers written without +country")
@@ -64,10 +68,7 @@ class EngineSection(_Strict):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown IANA time zone {value!r} (e.g. Europe/Moscow)") from exc
+        time_zone(value)
         return value
 
     @field_validator("currency")
@@ -110,7 +111,7 @@ class CustomMetric(_Strict):
     aggregate: Aggregate
     field: Literal["amount", "quantity", "margin"] | None = None
     where: str = "true"
-    window_days: int | None = Field(None, gt=0)
+    window_days: Annotated[Days, Field(ge=1)] | None = None
     include_refunds: bool = False
     description: str | None = None
 
@@ -128,8 +129,8 @@ class MetricsSection(_Strict):
         default_factory=lambda: {"A": Decimal("0.80"), "B": Decimal("0.95")},  # type: ignore[arg-type]
         description="cumulative revenue share where class A (and then B) ends",
     )
-    regular_min_orders: int = Field(3, ge=1)
-    regular_window_days: int = Field(365, ge=1)
+    regular_min_orders: Annotated[Count, Field(ge=1)] = 3
+    regular_window_days: Annotated[Days, Field(ge=1)] = 365
     custom: dict[str, CustomMetric] = Field(default_factory=dict)
 
     @field_validator("abc")
@@ -145,14 +146,26 @@ class ScoreRule(_Strict):
     """One indicator of a score: ``points`` when the rule ``when`` holds."""
 
     when: str
-    points: int
+    points: ScorePoints
 
 
 class ScoreSection(_Strict):
-    """``[scores.NAME]``: the points of each indicator add up to the score."""
+    """``[scores.NAME]``: the points of each indicator add up to the score (within ±1,000,000)."""
 
     rules: list[ScoreRule] = Field(min_length=1)
     description: str | None = None
+
+    @field_validator("rules")
+    @classmethod
+    def _bounded(cls, value: list[ScoreRule]) -> list[ScoreRule]:
+        for sign, side in ((1, "positive"), (-1, "negative")):
+            total = sum(rule.points for rule in value if rule.points * sign > 0)
+            if abs(total) > MAX_SCORE_POINTS:
+                raise ValueError(
+                    f"the {side} points of the rules add up to {total:,}: a score lies within "
+                    f"-{MAX_SCORE_POINTS:,} .. {MAX_SCORE_POINTS:,}"
+                )
+        return value
 
 
 class LinksSection(_Strict):
@@ -195,20 +208,34 @@ class SegmentSection(_Strict):
 
 
 _CONFIG_FILE: ContextVar[Path] = ContextVar("crm_config_file", default=Path("config.toml"))
+_CONFIG_DATA: ContextVar[dict[str, Any] | None] = ContextVar("crm_config_data", default=None)
 
 
 class _ConfigFileSource(TomlConfigSettingsSource):
-    """config.toml, with a relative SQLite path taken relative to the file's folder."""
+    """config.toml as :func:`read_toml` read it (a byte-order mark, CRLF line ends), SQLite beside it.
+
+    A relative SQLite path is taken relative to the file's folder, and so is the
+    default database (``crm.db``) when the file names none.
+    """
 
     def __init__(self, settings_cls: type[BaseSettings]) -> None:
         self.config_file = _CONFIG_FILE.get()
         super().__init__(settings_cls, toml_file=self.config_file)
 
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        given = _CONFIG_DATA.get()
+        if given is not None:  # read once by load_settings: never parsed again by another reader
+            return copy.deepcopy(given)
+        data, _ = read_toml(Path(file_path))
+        return data
+
     def __call__(self) -> dict[str, Any]:
         data = super().__call__()
-        engine = data.get("engine")
-        if isinstance(engine, dict) and isinstance(engine.get("database_url"), str):
-            engine["database_url"] = sqlite_beside(engine["database_url"], self.config_file.parent)
+        engine = data.setdefault("engine", {})
+        if isinstance(engine, dict):
+            url = engine.get("database_url", DEFAULT_DATABASE_URL)
+            if isinstance(url, str):
+                engine["database_url"] = sqlite_beside(url, self.config_file.parent)
         return data
 
 
@@ -385,13 +412,15 @@ def sqlite_beside(url: str, folder: Path) -> str:
 def load_settings(path: Path | str | None = None) -> Settings:
     """Read config.toml (``path``, else ``CRM_CONFIG``, else ./config.toml) with ``CRM_*`` overrides."""
     config_path = Path(path) if path is not None else EnvOverrides().config
-    _, text = read_toml(config_path)  # a missing or malformed file is reported with its line first
+    data, text = read_toml(config_path)  # a missing or malformed file is reported with its line first
     token = _CONFIG_FILE.set(config_path)
+    data_token = _CONFIG_DATA.set(data)
     try:
         settings = Settings()
     except ValidationError as exc:
         raise validation_errors(config_path, text, exc) from exc
     finally:
+        _CONFIG_DATA.reset(data_token)
         _CONFIG_FILE.reset(token)
     settings._path = config_path
     settings._text = text

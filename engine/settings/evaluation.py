@@ -10,9 +10,11 @@ targets), and to serve the HTTP API.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from engine.settings.limits import MAX_COUNT, Count, Days
 
 #: what a call, a reply or a survey can come back as (``contact_response.kind``)
 CALL_OUTCOMES: tuple[str, ...] = (
@@ -63,8 +65,12 @@ class ResponsesSection(_Strict):
 class BouncesSection(_Strict):
     """``[bounces]``: when bounced addresses go on the suppression list."""
 
-    hard_threshold: int = Field(1, ge=1, description="hard bounces that suppress an address")
-    soft_threshold: int = Field(3, ge=1, description="soft bounces within soft_window_days that suppress")
+    hard_threshold: Annotated[Count, Field(ge=1)] = Field(
+        1, description="hard bounces that suppress an address"
+    )
+    soft_threshold: Annotated[Count, Field(ge=1)] = Field(
+        3, description="soft bounces within soft_window_days that suppress"
+    )
     soft_window_days: int = Field(30, ge=1, le=365)
 
 
@@ -75,7 +81,9 @@ class EvaluationSection(_Strict):
         "last_touch", description="which contact a purchase inside several goal windows counts for"
     )
     confidence: Decimal = Field(Decimal("0.95"), gt=Decimal("0.5"), lt=1)
-    churn_days: int = Field(180, ge=7, description="a customer without a purchase this long has churned")
+    churn_days: Annotated[Days, Field(ge=7)] = Field(
+        180, description="a customer without a purchase this long has churned"
+    )
     period: Literal["month", "quarter", "year"] = "month"
     wallet_attribute: str | None = Field(
         None,
@@ -108,4 +116,6 @@ class ApiSection(_Strict):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    max_body_bytes: int = Field(65_536, ge=1024, description="larger request bodies are refused (413)")
+    max_body_bytes: int = Field(
+        65_536, ge=1024, le=MAX_COUNT, description="larger request bodies are refused (413)"
+    )

@@ -20,13 +20,24 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import zoneinfo
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from engine.settings.durations import parse_duration, parse_lag
+from engine.settings.limits import (
+    MAX_POINTS,
+    Days,
+    Factor,
+    Money,
+    Points,
+    PointsTotal,
+    Priority,
+    Total,
+    check_points,
+)
+from engine.settings.zones import time_zone
 
 ExpiryKind = Literal["never", "rolling", "end_of_month", "end_of_quarter", "end_of_year", "inactivity"]
 CALENDAR_EXPIRY = ("end_of_month", "end_of_quarter", "end_of_year")
@@ -53,8 +64,8 @@ class EarnRule(_Strict):
     on: str = Field("purchase", description="purchase, birthday, signup, referral or a custom event")
     when: str = "true"
     points: str | int | None = None
-    multiplier: Decimal | None = Field(None, gt=0)
-    priority: int = 0
+    multiplier: Annotated[Factor, Field(gt=0)] | None = None
+    priority: Priority = 0
     stack: bool = True
 
     @model_validator(mode="after")
@@ -63,7 +74,16 @@ class EarnRule(_Strict):
             raise ValueError("give exactly one of points (an expression or a number) and multiplier")
         if isinstance(self.points, int) and self.points < 0:
             raise ValueError(f"points must not be negative, got {self.points}")
+        if isinstance(self.points, int):
+            check_points(self.points, minimum=0, maximum=MAX_POINTS)
         return self
+
+    @field_validator("points", mode="before")
+    @classmethod
+    def _not_a_yes_no(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("points is an expression or a number, not a yes/no value")
+        return value
 
     @field_validator("on")
     @classmethod
@@ -78,18 +98,22 @@ class EarnRule(_Strict):
 class EarnLimits(_Strict):
     """``limits``: the most points one transaction, one day (programme zone) or one customer may earn."""
 
-    per_transaction: int | None = Field(None, gt=0)
-    per_day: int | None = Field(None, gt=0)
-    per_customer: int | None = Field(None, gt=0, description="over the customer's whole membership")
+    per_transaction: Annotated[Points, Field(gt=0)] | None = None
+    per_day: Annotated[Points, Field(gt=0)] | None = None
+    per_customer: Annotated[PointsTotal, Field(gt=0)] | None = Field(
+        None, description="over the customer's whole membership"
+    )
 
 
 class Tier(_Strict):
     """One level of ``tiers``: reached at ``min_spend`` or ``min_points`` of qualifying activity."""
 
     name: str
-    min_spend: Decimal | None = Field(None, ge=0)
-    min_points: int | None = Field(None, ge=0)
-    multiplier: Decimal = Field(Decimal(1), gt=0, description="multiplies points earned on purchases")
+    min_spend: Total | None = None
+    min_points: PointsTotal | None = None
+    multiplier: Annotated[Factor, Field(gt=0)] = Field(
+        Decimal(1), description="multiplies points earned on purchases"
+    )
     discount_percent: Decimal = Field(Decimal(0), ge=0, le=100)
     window: str | None = Field(None, description="set by the short form min_spend_365d")
 
@@ -122,22 +146,22 @@ class Tier(_Strict):
 class Partner(_Strict):
     """``partners.NAME``: a coalition partner; purchases whose ``source`` is NAME earn at its rate."""
 
-    earn_rate: Decimal = Field(ge=0, description="points per unit of money spent at the partner")
-    burn_rate: Decimal = Field(ge=0, description="money the programme pays the partner per point burnt there")
-    price_per_point: Decimal = Field(ge=0, description="money the partner pays per point it issued")
+    earn_rate: Factor = Field(description="points per unit of money spent at the partner")
+    burn_rate: Money = Field(description="money the programme pays the partner per point burnt there")
+    price_per_point: Money = Field(description="money the partner pays per point it issued")
 
 
 class ProgrammeSection(_Strict):
     """``[loyalty.programmes.NAME]``: one loyalty programme."""
 
     description: str | None = None
-    point_value: Decimal = Field(Decimal(1), ge=0, description="money per point, for the liability")
-    pending_days: int = Field(0, ge=0, description="return window: points become available after it")
+    point_value: Money = Field(Decimal(1), description="money per point, for the liability")
+    pending_days: Days = Field(0, description="return window: points become available after it")
     expiry: str = Field("never", description="365d (rolling), end_of_month|quarter|year, inactivity, never")
     expiry_after: str = Field(
         "0d", description="calendar expiry: lag (30d, 1mo, 1y); inactivity: how long idle"
     )
-    expiry_notice_days: list[int] = Field(
+    expiry_notice_days: list[Days] = Field(
         default_factory=lambda: [30], description="'points expiring' events"
     )
     timezone: str | None = Field(None, description="default: [engine] timezone")
@@ -148,9 +172,9 @@ class ProgrammeSection(_Strict):
     tier_qualify: Literal["spend", "points"] | None = Field(None, description="default: from the tiers")
     tier_window: str = Field("365d", description="rolling 365d, or calendar_month|quarter|year")
     downgrade: Literal["recompute", "one_level", "grace"] = "recompute"
-    grace_days: int = Field(90, ge=0)
+    grace_days: Days = 90
     partners: dict[str, Partner] = Field(default_factory=dict)
-    rewards: dict[str, int] = Field(default_factory=dict, description="reward name -> points")
+    rewards: dict[str, Points] = Field(default_factory=dict, description="reward name -> points")
     transferable: bool = False
     spent_refund: Literal["clawback", "debt"] = Field(
         "clawback", description="points of a refund already spent: other lots first, or straight to debt"
@@ -175,10 +199,7 @@ class ProgrammeSection(_Strict):
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                zoneinfo.ZoneInfo(value)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-                raise ValueError(f"unknown IANA time zone {value!r} (e.g. Europe/Moscow)") from exc
+            time_zone(value)
         return value
 
     @field_validator("hold_timeout")

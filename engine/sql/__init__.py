@@ -5,12 +5,15 @@
 * :mod:`~engine.sql.statements`: every statement they run differently (inserts that skip taken
   keys, write transactions, locks, statistics, ids drawn in bulk);
 * :mod:`~engine.sql.locks`: the lock one process holds for its life (advisory lock, or a file);
+* :mod:`~engine.sql.faults`: faults of the database's surroundings (read only, full, locked,
+  unreachable) as engine errors;
 * :mod:`~engine.sql.types`: the column types (aware UTC times, money, JSON).
 """
 
 from __future__ import annotations
 
 from engine.sql.dialect import DIALECTS, POSTGRESQL, SQLITE, construct, dialect_of, render, spelling
+from engine.sql.faults import database_fault, sqlite_file, watch_faults
 from engine.sql.functions import (
     AmountText,
     AsciiLower,
@@ -51,9 +54,11 @@ from engine.sql.statements import (
     lock_table,
     new_id,
     planner_rows,
+    probe_write,
     relax_durability,
     restore_durability,
     rowcount,
+    serialise,
 )
 from engine.sql.types import JsonDict, Money, UtcDateTime
 
@@ -94,6 +99,7 @@ __all__ = [
     "analyze",
     "begin_write",
     "construct",
+    "database_fault",
     "dialect_of",
     "drop_temporary",
     "insert_ignoring",
@@ -103,11 +109,15 @@ __all__ = [
     "lock_table",
     "new_id",
     "planner_rows",
+    "probe_write",
     "process_lock",
     "relax_durability",
     "render",
     "restore_durability",
     "rowcount",
+    "serialise",
     "spelling",
+    "sqlite_file",
     "typed_text",
+    "watch_faults",
 ]

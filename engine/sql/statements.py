@@ -6,6 +6,8 @@
   :func:`relax_durability` / :func:`restore_durability` for a connection
   whose commits may return before the disk has them;
 * :func:`lock_rows`, :func:`lock_table`: locks held until the transaction ends;
+  :func:`serialise`: one transaction at a time under a name;
+* :func:`probe_write`: a write that changes nothing, to learn whether writes are refused;
 * :func:`analyze`, :func:`planner_rows`: the planner's statistics;
 * :func:`allocate_ids`, :func:`new_id`: ids for rows inserted in bulk.
 
@@ -16,6 +18,7 @@ of these do nothing there: the docstring of each says what and why.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -120,6 +123,44 @@ def lock_table(connection: Connection, table: Table) -> None:
     """
     if _postgresql(connection):
         connection.exec_driver_sql(f'LOCK TABLE "{table.name}" IN SHARE ROW EXCLUSIVE MODE')
+
+
+def serialise(connection: Connection, name: str) -> None:
+    """One transaction at a time holds ``name``: another one asking for it waits until this one ends.
+
+    PostgreSQL: a transaction-level advisory lock (``pg_advisory_xact_lock``) on
+    a 64-bit key drawn from ``name``, released at commit or rollback (the
+    scheduler's session lock, two 32-bit keys, never meets it). SQLite needs
+    nothing: one writer at a time already (:func:`begin_write`).
+    """
+    if _postgresql(connection):
+        key = int.from_bytes(hashlib.sha256(f"crm-engine:{name}".encode()).digest()[:8], "big", signed=True)
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def probe_write(connection: Connection, table: str, *, wait: float = 1.0) -> None:
+    """A write to ``table`` that changes no row: it fails as any write would, then roll the transaction back.
+
+    ``UPDATE table SET <first column> = <first column> WHERE 1 = 0``: a read-only
+    database, transaction or role, a role without the privilege, a full disk
+    refuse it. PostgreSQL checks all of that before it looks at a row and
+    takes no row lock. SQLite takes its write lock for it, waiting at most
+    ``wait`` seconds for another writer (then it fails as locked: another
+    process is writing, so the database does take writes).
+    """
+    quoted = connection.dialect.identifier_preparer.quote(table)
+    column = connection.exec_driver_sql(f"SELECT * FROM {quoted} WHERE 1 = 0").keys()
+    first = connection.dialect.identifier_preparer.quote(next(iter(column)))
+    statement = f"UPDATE {quoted} SET {first} = {first} WHERE 1 = 0"
+    if _postgresql(connection):
+        connection.exec_driver_sql(statement)
+        return
+    previous = int(connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one())
+    connection.exec_driver_sql(f"PRAGMA busy_timeout = {max(1, int(wait * 1000))}")
+    try:
+        connection.exec_driver_sql(statement)
+    finally:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {previous}")
 
 
 def analyze(connection: Connection, *tables: str) -> None:

@@ -116,6 +116,8 @@ def test_an_emails_template_escapes_customer_data_whatever_it_is_called(tmp_path
         ("{{ 2 ** 100000 }}", "to the power 100000"),
         ("{% for c in big %}{{ big }}{% endfor %}", "writes more than"),
         ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "calls itself too deeply"),
+        ("ok\n{{ 1 / 0 }}", "line 2: ZeroDivisionError"),
+        ("{{ big + 1 }}", "line 1: TypeError"),
     ],
 )
 def test_a_runaway_template_fails_with_the_limit_it_hit(tmp_path: Path, body: str, reason: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 from decimal import Decimal
@@ -103,3 +104,66 @@ def test_validate_and_schema_commands(workspace: Path) -> None:
     _edit(workspace, 'channel = "call"', 'channel = "e-mail"')
     bad = crm("validate", env=env)
     assert bad.returncode == 1 and "unknown channel 'e-mail'" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "reason"),
+    [
+        (
+            "end = 2027-02-28",
+            "end = 9999-12-31",
+            "end",
+            "date 9999-12-31 is outside 1970-01-01 .. 2199-12-31",
+        ),
+        ("start = 2026-12-01", "start = 0001-01-01", "start", "is outside 1970-01-01 .. 2199-12-31"),
+        ("priority = 10", "priority = 9223372036854775808", "priority", "less than or equal to 1000000"),
+        ("priority = 10", "priority = -1000001", "priority", "greater than or equal to -1000000"),
+        ("priority = 10", "priority = true", "priority", "true is a yes/no value, not a number"),
+        ('wait = "7d"', 'wait = "99999999999999d"', "steps[1].wait", "longer than 3650 days"),
+        ('wait = "7d"', 'wait = "3651d"', "steps[1].wait", "longer than 3650 days"),
+        ("preparation_cost = 15000", "preparation_cost = 1e30", "preparation_cost", "100000000"),
+        ("preparation_cost = 15000", "preparation_cost = inf", "preparation_cost", "finite number"),
+        (
+            "contacts_per_client = 1\n\n",
+            "contacts_per_client = 1001\n\n",
+            "steps[0].contacts_per_client",
+            "1000",
+        ),
+    ],
+)
+def test_values_beyond_the_limits_name_file_line_and_field(
+    workspace: Path, old: str, new: str, field: str, reason: str
+) -> None:
+    path = _edit(workspace, old, new)
+    line = next(
+        n
+        for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if new.split("\n")[0] in text
+    )
+    errors = _errors(workspace)
+    assert any(e.startswith(f"{path}:{line} {field}: ") and reason in e for e in errors), errors
+
+
+def test_values_at_the_limits_are_accepted(workspace: Path) -> None:
+    _edit(workspace, "end = 2027-02-28", "end = 2199-12-31")
+    _edit(workspace, "start = 2026-12-01", "start = 1970-01-01")
+    _edit(workspace, "priority = 10", "priority = 1000000")
+    _edit(workspace, 'wait = "7d"', 'wait = "3650d"')
+    _edit(workspace, "preparation_cost = 15000", "preparation_cost = 100000000")
+    campaign = load_campaigns(load_config(workspace / "config.toml"))["winback"].campaign
+    assert (campaign.end, campaign.priority, campaign.steps[1].wait_delta.days) == (
+        dt.date(2199, 12, 31),
+        1_000_000,
+        3650,
+    )
+
+
+def test_a_campaign_ending_in_year_9999_is_refused_by_validate_not_a_crash_later(workspace: Path) -> None:
+    env = {"CRM_CONFIG": str(workspace / "config.toml")}
+    assert crm("init", env=env).returncode == 0  # crm.db beside config.toml
+    _edit(workspace, "end = 2027-02-28", "end = 9999-12-31")
+    for command in (("validate",), ("plan", "--campaign", "winback")):
+        result = crm(*command, env=env)
+        assert result.returncode == 1, (command, result.stderr)
+        assert "winback.toml:8 end: date 9999-12-31 is outside 1970-01-01 .. 2199-12-31" in result.stderr
+        assert "Traceback" not in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -88,3 +89,23 @@ def test_delimiter_and_encoding_detection(tmp_path: Path) -> None:
     path.write_bytes("Фамилия;Имя\nИванов;Иван\n".encode("koi8-r"))
     with pytest.raises(ImportFileError, match="encoding"):
         open_table(path, encoding=None, delimiter=None, sheet=None, header_score=score)
+
+
+def test_paths_that_are_no_file_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder, a pipe, a relative path that leads nowhere: each said so, before anything is read."""
+    score = header_scorer(CUSTOMER_FIELDS)
+
+    def reading(path: Path) -> str:
+        with pytest.raises(ImportFileError) as refused:
+            open_table(path, encoding=None, delimiter=None, sheet=None, header_score=score)
+        return str(refused.value)
+
+    assert reading(tmp_path) == f"{tmp_path}: is a folder, not a file: name the file to import"
+    pipe = tmp_path / "export.csv"
+    os.mkfifo(pipe)
+    assert "not a regular file" in reading(pipe)  # and nothing blocks waiting for a writer
+    monkeypatch.chdir(tmp_path)
+    assert reading(Path("clients.csv")) == (
+        f"clients.csv: no such file (relative to the current folder {tmp_path}): check the path"
+    )
+    assert reading(tmp_path / "export.csv" / "x.csv").endswith("no such file: check the path")

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, update
 
@@ -62,6 +62,7 @@ from engine.customers.importing.reader import Cell, SourceRow
 from engine.customers.importing.summary import ImportSummary
 from engine.errors import ConfigValueError, FieldError
 from engine.models import CONSENT_CHANNELS, CUSTOMER, LIFECYCLE_STAGES, SOURCE_RECORD
+from engine.settings import MAX_COUNT, MAX_TOTAL
 from engine.sql import allocate_ids
 
 ATTRIBUTE_TYPES = ("bool", "date", "int", "number", "str")
@@ -84,6 +85,7 @@ COLUMNS = (
     "lifecycle_stage", "verified_at", "attributes",
 )  # fmt: skip
 IDENTIFIERS = ("external_id", "email", "phone")
+NumberT = TypeVar("NumberT", int, Decimal)
 
 
 def import_customers(
@@ -162,8 +164,8 @@ class _RowReader:
         by_type: dict[str, Callable[[Cell], Any]] = {
             "bool": parse_bool,
             "str": clean_text,
-            "int": numbers.integer,
-            "number": lambda cell: _json_number(numbers.decimal(cell)),
+            "int": lambda cell: _bounded(numbers.integer(cell), MAX_COUNT),
+            "number": lambda cell: _json_number(_bounded(numbers.decimal(cell), MAX_TOTAL)),
             "date": lambda cell: dates.date(cell).isoformat(),
         }
         self.attribute_parsers = {name: by_type[kind] for name, kind in attributes.items()}
@@ -219,6 +221,15 @@ def _split_full_name(fields: dict[str, Any]) -> None:
     ):
         if value and name not in fields:
             fields[name] = value[: TEXT_LIMITS[name]]
+
+
+def _bounded(value: NumberT, largest: int | Decimal) -> NumberT:
+    """An attribute's number within ``-largest .. largest`` (whole numbers: what rules read as INTEGER)."""
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise FieldError(f"{value} is not a finite number")
+    if not -largest <= value <= largest:
+        raise FieldError(f"{value} is outside -{largest:,} .. {largest:,}")
+    return value
 
 
 def _json_number(value: Decimal) -> int | float:

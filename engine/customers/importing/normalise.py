@@ -3,6 +3,9 @@
 Every parser takes a non-empty cell and returns the normalised value or raises
 :class:`FieldError` with a reason that quotes the value; the caller prefixes the
 field name. Empty cells never reach a parser: an empty cell means "not given".
+Dates are held to the engine's limits (:mod:`engine.settings.limits`): a date
+1900-01-01 .. 2199-12-31, a time 1970-01-01 .. 2199-12-31; a cell outside them
+rejects its row, never the file.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ import datetime as dt
 import re
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from engine.customers.importing.reader import Cell, cell_text
-from engine.errors import ConfigValueError, FieldError
+from engine.errors import ConfigValueError, FieldError, InvalidValueError
+from engine.settings import EARLIEST_BUSINESS_DATE, EARLIEST_DATE, LATEST_DATE, time_zone
 
 UTC = dt.UTC
 
@@ -146,6 +150,7 @@ def parse_timezone(cell: Cell) -> str:
     name = _zones().get(text.lower().replace(" ", "_"))
     if name is None:
         raise FieldError(f"unknown time zone {text!r} (expected an IANA name like Europe/Moscow)")
+    zone(name)
     return name
 
 
@@ -180,13 +185,17 @@ _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _SIMPLE_FORMAT = re.compile(r"^%([dm])([./-])%([dm])\2%Y$")
 
 
-@lru_cache(maxsize=64)
 def zone(name: str) -> ZoneInfo:
-    """The ZoneInfo of an IANA name (cached)."""
+    """The ZoneInfo of an IANA name (:func:`engine.settings.time_zone`); FieldError for anything else."""
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise FieldError(f"unknown time zone {name!r}") from exc
+        return time_zone(name)
+    except InvalidValueError as exc:
+        raise FieldError(str(exc)) from exc
+
+
+def _within(day: dt.date, earliest: dt.date, text: str) -> None:
+    if not earliest <= day <= LATEST_DATE:
+        raise FieldError(f"{text!r} is outside {earliest.isoformat()} .. {LATEST_DATE.isoformat()}")
 
 
 def separated_date_parts(text: str) -> tuple[int, int] | None:
@@ -263,15 +272,18 @@ class DateReader:
         raise FieldError(f"not a date {cell_text(cell)!r} (expected {self.expected()})")
 
     def date(self, cell: Cell) -> dt.date:
-        """A calendar date (a midnight time part is allowed)."""
+        """A calendar date (a midnight time part is allowed), 1900-01-01 .. 2199-12-31."""
         date, time, _zone = self._parts(cell)
         if time is not None and time != dt.time(0):
             raise FieldError(f"expected a date, got a date and time {cell_text(cell)!r}")
+        _within(date, EARLIEST_DATE, cell_text(cell))
         return date
 
     def datetime(self, cell: Cell) -> dt.datetime:
-        """An aware UTC datetime; a bare date means its midnight in the business time zone."""
+        """An aware UTC datetime, dated 1970-01-01 .. 2199-12-31 as written; a bare date means its
+        midnight in the business time zone."""
         date, time, tzinfo = self._parts(cell)
+        _within(date, EARLIEST_BUSINESS_DATE, cell_text(cell))
         value = dt.datetime.combine(date, time or dt.time(0), tzinfo=tzinfo or self.zone)
         return value.astimezone(UTC)
 

@@ -88,6 +88,12 @@ def prepare_import(
         sheet=options.sheet,
         header_score=header_scorer(fields),
     )
+    rejects = RejectsWriter(
+        Path(options.rejects_path or default_rejects_path(path)),
+        table.header,
+        default=options.rejects_path is None,
+    )
+    rejects.check()  # before anything is read further or written
     mapping = map_columns(
         path,
         table.header,
@@ -126,7 +132,6 @@ def prepare_import(
         if decimal_comma is not None:
             detected.append("decimal_comma")
 
-    rejects_path = options.rejects_path or default_rejects_path(path)
     summary = ImportSummary(
         kind=kind,
         path=path,
@@ -144,7 +149,7 @@ def prepare_import(
         dates=DateReader(order=order, date_format=options.date_format, timezone=timezone),
         numbers=NumberReader(decimal_comma),
         summary=summary,
-        rejects=RejectsWriter(Path(rejects_path), table.header, default=options.rejects_path is None),
+        rejects=rejects,
         now=clock,
         clock_given=now is not None,
     )
@@ -191,7 +196,9 @@ def run_import(
 ) -> ImportSummary:
     """Feed every chunk of rows to ``process_chunk`` inside one transaction; record the batch.
 
-    On any error the transaction rolls back and no rejects file is left behind.
+    The rejects file is put in place just before the transaction commits: on
+    any error (the rejects file that cannot be written too) the transaction
+    rolls back and no rejects file, whole or partial, is left behind.
     """
     summary = prepared.summary
     try:
@@ -203,10 +210,10 @@ def run_import(
             summary.rejects_path = prepared.rejects.path if prepared.rejects.count else None
             finished = prepared.now if prepared.clock_given else utcnow()
             finish_batch(connection, summary, finished)
+            prepared.rejects.commit()
     except BaseException:
         prepared.rejects.discard()
         raise
-    prepared.rejects.commit()
     return summary
 
 

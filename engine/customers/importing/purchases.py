@@ -58,6 +58,7 @@ from engine.errors import FieldError, ImportFileError
 from engine.loyalty.batch import AccrualResult, accrue_purchases, refund_imported
 from engine.loyalty.programme import Programme
 from engine.models import PURCHASE
+from engine.settings import MAX_AMOUNT, MAX_QUANTITY
 
 REFERENCES = ("customer", "customer_external_id", "customer_email", "customer_phone")
 REQUIRED = ("external_id", "ordered_at", "amount")
@@ -66,7 +67,6 @@ CURRENCY_ALIASES = {
     "рубли": "RUB", "$": "USD", "долл": "USD", "usd$": "USD", "€": "EUR", "евро": "EUR",
     "тенге": "KZT", "₸": "KZT",
 }  # fmt: skip
-MAX_MONEY = Decimal("999999999999.99")
 CENT = Decimal("0.01")
 MILLI = Decimal("0.001")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -132,12 +132,15 @@ def _currency(cell: Cell) -> str:
     return code
 
 
-def _fixed(value: Decimal, step: Decimal, what: str) -> Decimal:
+def _fixed(value: Decimal, step: Decimal, largest: Decimal) -> Decimal:
+    """``value`` rounded to ``step`` if it is finite, within ``-largest .. largest``, with no more places."""
+    if not value.is_finite():
+        raise FieldError(f"{value} is not a finite number")
+    if abs(value) > largest:
+        raise FieldError(f"{value} is more than the largest allowed, {largest:,}")
     rounded = value.quantize(step)
     if abs(rounded - value) > Decimal("0.000001"):
         raise FieldError(f"{value} has more than {-step.as_tuple().exponent} decimal places")  # type: ignore[operator]
-    if abs(rounded) > MAX_MONEY:
-        raise FieldError(f"{what} {value} is too large")
     return rounded
 
 
@@ -195,9 +198,9 @@ class _PurchaseImport:
             "customer_email": parse_email,
             "customer_phone": lambda cell: parse_phone(cell, self.region),
             "ordered_at": dates.datetime,
-            "amount": lambda cell: _fixed(numbers.decimal(cell), CENT, "amount"),
-            "margin": lambda cell: _fixed(numbers.decimal(cell), CENT, "margin"),
-            "quantity": lambda cell: _fixed(numbers.decimal(cell), MILLI, "quantity"),
+            "amount": lambda cell: _fixed(numbers.decimal(cell), CENT, MAX_AMOUNT),
+            "margin": lambda cell: _fixed(numbers.decimal(cell), CENT, MAX_AMOUNT),
+            "quantity": lambda cell: _fixed(numbers.decimal(cell), MILLI, MAX_QUANTITY),
             "currency": _currency,
             "category": lambda cell: clean_text(cell, 200),
             "sku": lambda cell: clean_text(cell, 200),

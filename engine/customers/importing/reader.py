@@ -84,8 +84,9 @@ def cell_text(cell: Cell | None) -> str:
     if cell is None:
         return ""
     if isinstance(cell, Decimal):
-        if cell == cell.to_integral_value():
-            return str(cell.quantize(Decimal(1)))
+        if not cell.is_finite():
+            return str(cell)
+        # fixed-point whatever the size (a spreadsheet's 1E+30 is 1 followed by 30 zeros to a person)
         return format(cell.normalize(), "f")
     if isinstance(cell, dt.datetime | dt.date):
         return cell.isoformat()
@@ -107,9 +108,14 @@ def open_table(
     """
     path = Path(path)
     if not path.exists():
-        raise ImportFileError(str(path), "no such file")
+        where = "" if path.is_absolute() else f" (relative to the current folder {Path.cwd()})"
+        raise ImportFileError(str(path), f"no such file{where}: check the path")
+    if path.is_dir():
+        raise ImportFileError(str(path), "is a folder, not a file: name the file to import")
     if not path.is_file():
-        raise ImportFileError(str(path), "not a file")
+        raise ImportFileError(
+            str(path), "not a regular file (a device or a pipe?): save the data to a file first"
+        )
     try:
         with path.open("rb") as handle:
             head = handle.read(8)
@@ -411,11 +417,15 @@ def _open_xlsx(path: Path, sheet: str | None) -> TableFile:
         finally:
             book.close()
 
+    try:
+        sha256 = _hash_file(path)
+    except OSError as exc:
+        raise ImportFileError(str(path), f"cannot read the file: {exc.strerror or exc}") from exc
     return TableFile(
         path=path,
         header=header,
         header_line=header_line,
-        sha256=_hash_file(path),
+        sha256=sha256,
         sheet=chosen,
         _rows=rows,
     )
