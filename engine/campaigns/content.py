@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import css_inline
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -170,6 +169,8 @@ class ContentRenderer:
 
     def render_email(self, template: str, subject: str, context: dict[str, Any]) -> RenderedEmail:
         """Subject, CSS-inlined HTML and text of ``template`` for ``context``."""
+        import css_inline
+
         try:
             rendered_subject = render(self._subject(subject), context)
             html = render(self._files.get_template(template), context)

@@ -50,16 +50,16 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.date import DateTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 from cronsim import CronSim, CronSimError
 
 from engine.campaigns.definition import Campaign
 from engine.clock import local_instant
+
+if TYPE_CHECKING:  # APScheduler is imported where triggers are built: reading campaigns needs none of it
+    from apscheduler.triggers.base import BaseTrigger
 
 UTC = dt.UTC
 Schedule = dict[str, Any]
@@ -150,7 +150,7 @@ def _aware_utc(value: dt.datetime | None, zone: ZoneInfo) -> dt.datetime | None:
     return value.astimezone(UTC)
 
 
-class BusinessCronTrigger(BaseTrigger):
+class BusinessCronTrigger:
     """A crontab expression in one zone, between optional start and end instants (inclusive).
 
     An APScheduler 3 trigger: :meth:`get_next_fire_time` answers as
@@ -395,17 +395,35 @@ def _instant(text: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text) if text else None
 
 
+def as_apscheduler_trigger() -> None:
+    """Make :class:`BusinessCronTrigger` an APScheduler trigger (a virtual subclass of ``BaseTrigger``).
+
+    The class keeps its name and module for the triggers pickled in the job
+    store, and is not a subclass in the source, so that reading campaign files
+    does not import APScheduler. Idempotent; :func:`build_trigger` and the
+    scheduler call it.
+    """
+    from apscheduler.triggers.base import BaseTrigger
+
+    BaseTrigger.register(BusinessCronTrigger)
+
+
 def build_trigger(schedule: Schedule) -> BaseTrigger:
     """The APScheduler trigger of ``schedule``; ValueError when it is not one."""
+    from apscheduler.triggers.date import DateTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    as_apscheduler_trigger()
     kind = schedule.get("kind")
     zone = ZoneInfo(schedule.get("timezone", "UTC"))
     if kind == "cron":
-        return BusinessCronTrigger.from_crontab(
+        trigger = BusinessCronTrigger.from_crontab(
             schedule["cron"],
             timezone=zone,
             start_date=_instant(schedule.get("start")),
             end_date=_instant(schedule.get("end")),
         )
+        return cast("BaseTrigger", trigger)
     if kind == "date":
         return DateTrigger(run_date=dt.datetime.fromisoformat(schedule["at"]), timezone=zone)
     if kind == "interval":

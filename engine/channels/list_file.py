@@ -29,8 +29,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import openpyxl
-
 from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage, SendJournal
 from engine.errors import OutputError
 from engine.reporting import csv_writer, formula_safe, output_error, remove_quietly, safe_cell, save_workbook
@@ -172,6 +170,8 @@ def write_xlsx(source: Path, target: Path, *, option: str | None = None) -> None
 
     Written whole or not at all; a folder that cannot be written raises :class:`OutputError`.
     """
+    import openpyxl
+
     workbook = openpyxl.Workbook(write_only=True)
     sheet = workbook.create_sheet("list")
     sheet.freeze_panes = "A2"

@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import httpx
+from typing import TYPE_CHECKING
 
 from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage, SendJournal
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,15 @@ class SmsWebhookChannel:
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
+        import httpx
+
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.settings.timeout, headers=self.settings.headers)
         return self._client
 
     async def _post(self, message: OutgoingMessage) -> DeliveryResult:
+        import httpx
+
         body = {
             "id": message.key,
             "to": message.recipient,

@@ -37,13 +37,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import aiosmtplib
+from typing import TYPE_CHECKING
 
 from engine.channels.base import DeliveryResult, DeliveryStatus, OutgoingMessage, SendJournal, message_id
 from engine.channels.mime_template import MimeTemplate, mailbox
-from engine.channels.smtp_session import SmtpSession
 from engine.errors import HeaderInjectionError, JournalError
+
+if TYPE_CHECKING:
+    import aiosmtplib
+
+    from engine.channels.smtp_session import SmtpSession
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,10 @@ class SmtpEmailChannel:
         self._envelope_sender = mailbox(sender, "From")[1].encode("ascii")
 
     async def _connect(self) -> SmtpSession:
+        import aiosmtplib
+
+        from engine.channels.smtp_session import SmtpSession
+
         s = self.settings
         client = aiosmtplib.SMTP(
             hostname=s.host,
@@ -103,6 +110,8 @@ class SmtpEmailChannel:
     async def _send_one(
         self, session: SmtpSession, message: OutgoingMessage, journal: SendJournal | None
     ) -> DeliveryResult:
+        import aiosmtplib
+
         reference = message_id(message.key, self.domain, installation=message.installation)
         try:
             data = self.mime.render(message, eight_bit=session.eight_bit)
@@ -134,6 +143,8 @@ class SmtpEmailChannel:
         results: list[DeliveryResult | None],
         journal: SendJournal | None,
     ) -> None:
+        import aiosmtplib
+
         session: SmtpSession | None = None
         try:
             while not queue.empty():

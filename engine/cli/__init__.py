@@ -1,4 +1,4 @@
-"""The ``crm`` command: a thin typer app, one module per area.
+"""The ``crm`` command: a thin typer app, one module per area, each imported when it is used.
 
 Each command calls one public function of the engine and prints its result.
 Exit codes: 0 ok, 1 anything a user or the environment did (bad input, bad
@@ -18,48 +18,8 @@ import traceback
 import typer
 from rich.markup import escape
 
-from engine.cli import (
-    api_keys,
-    bounces,
-    budget,
-    campaigns,
-    customers,
-    demo,
-    imports,
-    loyalty,
-    preview,
-    refresh,
-    report,
-    scheduler,
-    schema,
-    segments,
-    serve,
-    suppress,
-    worker,
-)
-from engine.cli.app import app, console_err
+from engine.cli.root import app, command_tree, console_err
 from engine.errors import EngineError
-
-for module in (
-    schema,
-    imports,
-    refresh,
-    segments,
-    customers,
-    suppress,
-    preview,
-    campaigns,
-    budget,
-    loyalty,
-    bounces,
-    report,
-    api_keys,
-    serve,
-    worker,
-    scheduler,
-    demo,
-):
-    module.register(app)
 
 
 def print_error(label: str, message: object) -> None:
@@ -116,4 +76,4 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
-__all__ = ["app", "main", "print_error", "typer"]
+__all__ = ["app", "command_tree", "main", "print_error", "typer"]

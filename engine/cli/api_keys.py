@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from engine.api import create_api_key, list_api_keys, revoke_api_key
-from engine.cli.app import console, print_json, state
+from engine.cli.common import console, print_json, state
 
 group = typer.Typer(
     name="api-keys",

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from engine.cli.app import console, print_json, state
+from engine.cli.common import console, print_json, state
 from engine.errors import ConfigValueError
 from engine.responses import HARD, SOFT, import_bounces, list_bounces
 

@@ -25,7 +25,7 @@ from engine.budget import (
     load_budgets,
 )
 from engine.campaigns import load_campaigns
-from engine.cli.app import console, print_json, state
+from engine.cli.common import console, print_json, state
 from engine.clock import utcnow
 from engine.config import Config
 from engine.errors import ConfigValueError

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from engine.budget import load_budgets
 from engine.campaigns import last_firing, load_campaigns
-from engine.cli.app import console, print_json, state
+from engine.cli.common import console, print_json, state
 from engine.clock import utcnow
 from engine.config import Config
 from engine.customers import find_customer_id, record_event

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from engine.cli.app import console, print_json, state
+from engine.cli.common import console, print_json, state
 from engine.customers import customer_profile
 
 group = typer.Typer(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -12,14 +15,24 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from engine.cli.app import console, state
 from engine.cli.budget import print_report
 from engine.cli.campaigns import steps_table
+from engine.cli.common import console, state
+from engine.cli.root import elapsed
 from engine.demo import EVALUATED_DAYS, ClassShare, DemoEvaluation, DemoLoyalty, DemoResult, run_demo
 from engine.evaluation import campaign_tables, funnel_table, indicator_tables
 from engine.loyalty.finance import liability_tables
 from engine.reporting import check_output_folder
 from engine.segments import list_segments
+
+
+@contextlib.contextmanager
+def _phase(name: str) -> Iterator[None]:
+    """A spinner with the phase's name while it runs (on a terminal), then its time."""
+    started = time.perf_counter()
+    with console.status(f"{escape(name)}..."):
+        yield
+    console.print(f"  [green]done[/] {escape(name)} ({time.perf_counter() - started:.1f} s)", highlight=False)
 
 
 def _shares(title: str, key: str, rows: list[ClassShare]) -> Table:
@@ -83,7 +96,7 @@ def _print(result: DemoResult) -> None:
     if result.loyalty is not None:
         _print_loyalty(result.loyalty, result)
     _print_evaluation(result.evaluation)
-    console.print(f"built in {result.seconds:.1f} s. Look further with:", markup=False)
+    console.print(f"built in {elapsed():.1f} s. Look further with:", markup=False)
     console.print(f"  export CRM_CONFIG={result.config_path}", soft_wrap=True, markup=False)
     console.print(f"  {crm} segments show lapsing_large", soft_wrap=True, markup=False)
     console.print(f"  {crm} segments show lapsing_large --sql", soft_wrap=True, markup=False)
@@ -141,17 +154,26 @@ def demo(
         Path("crm-demo"), "--dir", help="workspace folder (its demo.db is recreated)"
     ),
     customers: int = typer.Option(20_000, "--customers", min=1, help="how many customers to generate"),
-    purchases: int = typer.Option(200_000, "--purchases", min=0, help="how many purchases to generate"),
+    purchases: int | None = typer.Option(
+        None, "--purchases", min=0, help="how many purchases to generate (default: 10 per customer)"
+    ),
     seed: int = typer.Option(42, "--seed", help="random seed: the same seed gives the same shop"),
 ) -> None:
     """Create a fresh SQLite workspace with a synthetic shop, refresh it, run its campaigns, print it all.
 
+    Each phase shows a progress line while it runs and its time when done.
+
     Example: crm demo
-    Example: crm demo --dir /tmp/shop --customers 2000 --purchases 20000
+    Example: crm demo --dir /tmp/shop --customers 2000
     """
     check_output_folder(folder, option="--dir")
     result = run_demo(
-        folder, customers=customers, purchases=purchases, seed=seed, config_path=state.config_path
+        folder,
+        customers=customers,
+        purchases=purchases,
+        seed=seed,
+        config_path=state.config_path,
+        phase=_phase,
     )
     state.config_path = result.config_path
     _print(result)

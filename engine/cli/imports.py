@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine.campaigns import campaigns_folder
-from engine.cli.app import console, print_json, state
+from engine.cli.common import console, print_json, state
 from engine.customers.importing import ImportOptions, ImportSummary, import_customers, import_purchases
 from engine.errors import ConfigValueError
 from engine.responses import import_responses

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine.cli import loyalty_batch, loyalty_finance
-from engine.cli.app import (
+from engine.cli.common import (
     AMOUNT,
     POINTS,
     QUANTITY,

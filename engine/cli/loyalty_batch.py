@@ -9,7 +9,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from engine.cli.app import console, parse_instant, print_json, state
+from engine.cli.common import console, parse_instant, print_json, state
 from engine.clock import utcnow
 from engine.customers import find_customer_id
 from engine.errors import ConfigValueError

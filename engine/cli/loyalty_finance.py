@@ -6,11 +6,10 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.app import check_output_format, parse_instant, state
+from engine.cli.common import check_output_format, parse_instant, state
 from engine.cli.report_emit import emit_report
 from engine.config import Config
 from engine.errors import ConfigValueError, InvalidValueError
-from engine.loyalty.finance import output as finance_output
 from engine.loyalty.finance import reports as finance
 from engine.loyalty.programme import Programme, programme_named
 from engine.reporting import Period
@@ -60,6 +59,8 @@ def liability(
     Example: crm loyalty liability --programme bonus --as-of 2026-12-31 --format xlsx -o liability.xlsx
     Example: crm loyalty liability --period 2026-Q4 --format json
     """
+    from engine.loyalty.finance import output as finance_output
+
     check_output_format(output_format, output)
     config = state.config()
     chosen = _chosen(config, programme)
@@ -102,6 +103,8 @@ def settlement(
     Example: crm loyalty settlement 2027-Q1 --partner fuel --format csv -o fuel-q1.csv
     Example: crm loyalty settlement 2027 --programme coalition --format xlsx -o settlement-2027.xlsx
     """
+    from engine.loyalty.finance import output as finance_output
+
     check_output_format(output_format, output)
     config = state.config()
     chosen = programme_named(config.programmes, programme)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from engine.campaigns import preview as render_preview
-from engine.cli.app import console, state
+from engine.cli.common import console, state
 from engine.reporting import check_output_file
 
 

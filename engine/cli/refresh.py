@@ -8,7 +8,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from engine.cli.app import console, print_json, state
+from engine.cli.common import console, print_json, state
+from engine.cli.root import elapsed
 from engine.segments import refresh_all
 
 
@@ -45,7 +46,7 @@ def refresh(
     for seg in result.segments:
         table.add_row(escape(seg.name), str(seg.members), str(seg.entered), str(seg.left))
     console.print(table)
-    console.print(f"done in {result.seconds:.1f} s")
+    console.print(f"done in {elapsed():.1f} s")  # the whole command, start-up and config included
 
 
 def _parse_date(text: str) -> dt.date:

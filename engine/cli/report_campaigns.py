@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from engine.cli.app import check_output_format, parse_instant, state
+from engine.cli.common import check_output_format, parse_instant, state
 from engine.cli.report_emit import check_output, emit_report
-from engine.evaluation import campaign_report, report_output
+from engine.evaluation import campaign_report
 
 
 def campaigns(
@@ -37,6 +37,8 @@ def campaigns(
     Example: crm report campaigns winback spring --format json
     Example: crm report campaigns --as-of 2026-12-31 --format xlsx -o campaigns.xlsx
     """
+    from engine.evaluation import report_output
+
     check_output_format(output_format, output)
     check_output(output)
     config = state.config()

@@ -12,13 +12,15 @@ import json
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from openpyxl import Workbook
 from rich.console import RenderableType
 
-from engine.cli.app import console, print_json, to_jsonable
+from engine.cli.common import console, print_json, to_jsonable
 from engine.reporting import check_output_file, csv_writer, save_workbook, write_atomically
+
+if TYPE_CHECKING:
+    from openpyxl import Workbook
 
 
 def check_output(output: Path | None, option: str = "--output") -> Path | None:
@@ -40,7 +42,7 @@ def emit_report(
 
     JSON and CSV go to stdout without ``output``; CSV is ``;``-separated with
     formula-safe cells (and a BOM in a file, for Excel); XLSX needs ``output``
-    (:func:`engine.cli.app.check_output_format` checks that first). ``written``
+    (:func:`engine.cli.common.check_output_format` checks that first). ``written``
     is said after the file's name.
     """
     if output_format == "table":

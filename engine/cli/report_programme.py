@@ -8,13 +8,12 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from engine.cli.app import check_output_format, console, parse_instant, state
+from engine.cli.common import check_output_format, console, parse_instant, state
 from engine.cli.report_emit import check_output, emit_report
 from engine.clock import utcnow
 from engine.config import Config
 from engine.errors import ConfigValueError
 from engine.evaluation import lifecycle_funnel, programme_indicators, segment_migration
-from engine.evaluation import programme_output as output_forms
 from engine.reporting import check_output_folder
 
 FORMAT = typer.Option("table", "--format", "-f", help="table | json | csv | xlsx")
@@ -60,6 +59,8 @@ def programme(
     Example: crm report programme --by segment --periods 4
     Example: crm report programme --periods 12 --format xlsx -o programme.xlsx
     """
+    from engine.evaluation import programme_output as output_forms
+
     check_output_format(output_format, output)
     check_output(output)
     if by not in (None, "segment"):
@@ -92,6 +93,8 @@ def funnel(output_format: str = FORMAT, output: Path | None = OUTPUT) -> None:
     Example: crm report funnel
     Example: crm report funnel --format csv -o funnel.csv
     """
+    from engine.evaluation import programme_output as output_forms
+
     check_output_format(output_format, output)
     check_output(output)
     config = state.config()
@@ -122,6 +125,8 @@ def migration(
     Example: crm report migration --from 2026-09-01 --to 2026-12-01
     Example: crm report migration --from 2026-09-01 --segments large,medium,small --format xlsx -o moves.xlsx
     """
+    from engine.evaluation import programme_output as output_forms
+
     check_output_format(output_format, output)
     check_output(output)
     config = state.config()

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from engine.cli.app import console, print_json, state
+from engine.cli.common import console, print_json, state
 from engine.errors import ConfigValueError
 from engine.scheduler import SchedulerOptions, reload_scheduler, run_scheduler
 from engine.settings import parse_duration

@@ -8,9 +8,7 @@ import typer
 
 from engine.budget import budgets_folder, load_budgets
 from engine.campaigns import campaign_json_schema, campaigns_folder, load_campaigns
-from engine.cli.app import console, console_err, state
-from engine.db import upgrade
-from engine.outbox import email_warnings
+from engine.cli.common import console, console_err, state
 
 
 def init() -> None:
@@ -19,6 +17,8 @@ def init() -> None:
     Example: crm init            (SQLite file from config.toml)
     Example: CRM_DATABASE_URL=postgresql://crm@db/crm crm init
     """
+    from engine.db import upgrade
+
     config = state.config()
     engine = state.engine(config, require=False)
     before, after = upgrade(engine)
@@ -40,6 +40,8 @@ def validate() -> None:
     Example: crm validate
     Example: crm --config staging.toml validate
     """
+    from engine.outbox import email_warnings
+
     config = state.config()
     campaigns = load_campaigns(config)
     console.print(

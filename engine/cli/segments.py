@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from engine.cli.app import console, print_json, state
+from engine.cli.common import console, print_json, state
 from engine.segments import list_segments, segment_members, segment_sql
 from engine.sql import dialect_of
 

@@ -9,7 +9,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from engine.api import create_app
-from engine.cli.app import console, state
+from engine.cli.common import console, state
 from engine.config import load_config
 from engine.db import make_engine
 

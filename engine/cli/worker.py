@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from engine.cli.app import console, print_json, state
+from engine.cli.common import console, print_json, state
 from engine.outbox import DrainSummary, drain, resend_failed
 
 

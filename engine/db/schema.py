@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select
 from sqlalchemy.exc import DBAPIError
 
@@ -21,11 +18,16 @@ from engine.errors import DatabaseError
 from engine.models import INSTALLATION
 from engine.sql import insert_ignoring
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def alembic_config() -> Config:
     """The Alembic configuration pointing at ``engine/db/migrations``."""
+    from alembic.config import Config
+
     config = Config(str(MIGRATIONS / "alembic.ini"))
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -33,6 +35,8 @@ def alembic_config() -> Config:
 
 def head_revision() -> str:
     """The newest migration shipped with this version of crm-engine."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
@@ -40,6 +44,8 @@ def head_revision() -> str:
 
 def current_revision(engine: Engine) -> str | None:
     """The migration the database is at, or None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
@@ -49,6 +55,8 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
 
     A SQLite file is created here (and only here), in a folder that must exist.
     """
+    from alembic import command
+
     check_folder(engine)
     check_connection(engine)
     before = current_revision(engine)

@@ -7,11 +7,13 @@ again starts the database afresh.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import secrets
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -188,43 +190,65 @@ def _distribution(engine: Engine, column: object, order: list[str] | None = None
     return sorted(shares, key=lambda s: (rank.get(s.name, len(rank)), -s.customers, s.name))
 
 
+#: purchases per customer when the demo is not told how many (two years of a shop)
+PURCHASES_PER_CUSTOMER = 10
+
+Phase = Callable[[str], contextlib.AbstractContextManager[None]]
+"""Announces a phase of the demo by name for as long as it runs (``crm demo`` shows a progress line)."""
+
+
+@contextlib.contextmanager
+def _quiet(_name: str) -> Iterator[None]:
+    yield
+
+
 def run_demo(
     folder: Path,
     *,
     customers: int = 20_000,
-    purchases: int = 200_000,
+    purchases: int | None = None,
     seed: int = 42,
     config_path: Path | None = None,
     today: dt.date | None = None,
+    phase: Phase = _quiet,
 ) -> DemoResult:
-    """Build the demo workspace in ``folder`` and return what it holds."""
+    """Build the demo workspace in ``folder`` and return what it holds.
+
+    ``purchases`` defaults to ten per customer, so everything scales with
+    ``customers``. ``phase`` is entered around each phase of the work.
+    """
     started = time.perf_counter()
+    purchases = customers * PURCHASES_PER_CUSTOMER if purchases is None else purchases
     workspace_config = prepare_workspace(folder, config_path)
     config: Config = load_config(workspace_config)
     engine = make_engine(config.database_url)
     try:
-        upgrade(engine)
+        with phase("database schema"):
+            upgrade(engine)
         # yesterday in the business zone: everything the demo simulates on its day (the loyalty
         # night, the campaigns at 10:00, the till at noon) has happened, whatever the hour now
         day = today or business_today(config) - dt.timedelta(days=1)
-        data = generate_demo_data(
-            engine,
-            customers=customers,
-            purchases=purchases,
-            seed=seed,
-            today=day,
-            business_timezone=config.settings.engine.timezone,
-        )
-        sample = write_call_centre_file(engine, folder / "call_centre_export.csv")
-        call_centre_import = import_customers(
-            engine,
-            sample,
-            source="call_centre",
-            default_region=config.settings.engine.default_region,
-            timezone=config.settings.engine.timezone,
-            attributes=dict(config.settings.customers.attributes),
-        )
-        refresh = refresh_all(engine, config, as_of=day)
+        with phase(f"{customers:,} customers and {purchases:,} purchases"):
+            data = generate_demo_data(
+                engine,
+                customers=customers,
+                purchases=purchases,
+                seed=seed,
+                today=day,
+                business_timezone=config.settings.engine.timezone,
+            )
+        with phase("import of a call-centre export"):
+            sample = write_call_centre_file(engine, folder / "call_centre_export.csv")
+            call_centre_import = import_customers(
+                engine,
+                sample,
+                source="call_centre",
+                default_region=config.settings.engine.default_region,
+                timezone=config.settings.engine.timezone,
+                attributes=dict(config.settings.customers.attributes),
+            )
+        with phase("metrics, scores and segments"):
+            refresh = refresh_all(engine, config, as_of=day)
         abc = _distribution(engine, METRICS.c.abc_class, ["A", "B", "C", "-"])
         lifecycle = _distribution(
             engine, METRICS.c.lifecycle_stage, ["visitor", "client", "regular", "partner"]
@@ -234,11 +258,15 @@ def run_demo(
             else_=CUSTOMER.c.timezone,
         )
         timezones = _distribution(engine, zone)
-        loyalty = run_demo_loyalty(engine, config, day)
-        write_demo_budget(folder, day)
-        campaigns = run_campaign_day(engine, config, day)
-        budget = demo_budget_reports(engine, load_config(workspace_config), day)
-        evaluation = evaluate_demo(engine, load_config(workspace_config), campaigns, day, seed=seed)
+        with phase("loyalty: accrual, refunds, the till, the nightly batch"):
+            loyalty = run_demo_loyalty(engine, config, day)
+        with phase("campaign day: runs, emails and call lists"):
+            write_demo_budget(folder, day)
+            campaigns = run_campaign_day(engine, config, day)
+        with phase("budget: contact matrix, workbook, page"):
+            budget = demo_budget_reports(engine, load_config(workspace_config), day)
+        with phase("30 days later: responses, purchases, evaluation"):
+            evaluation = evaluate_demo(engine, load_config(workspace_config), campaigns, day, seed=seed)
     finally:
         engine.dispose()
     return DemoResult(

@@ -15,17 +15,33 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from engine.evaluation.ab_test import pick_winner
 from engine.evaluation.attribution import AttributionSummary, attribute
-from engine.evaluation.campaign_page import write_campaign_pages
 from engine.evaluation.campaign_report import campaign_report
 from engine.evaluation.figures import CampaignResult, Winner
 from engine.evaluation.funnel import Funnel, lifecycle_funnel
 from engine.evaluation.indicators import ProgrammeIndicators, programme_indicators
 from engine.evaluation.migration_matrix import segment_migration
-from engine.evaluation.overview_page import write_overview
-from engine.evaluation.programme_output import funnel_table, indicator_tables
-from engine.evaluation.report_output import campaign_tables
+from engine.lazy import lazy_names
+
+if TYPE_CHECKING:  # pages and workbooks need matplotlib and openpyxl: imported when written
+    from engine.evaluation.campaign_page import write_campaign_pages
+    from engine.evaluation.overview_page import write_overview
+    from engine.evaluation.programme_output import funnel_table, indicator_tables
+    from engine.evaluation.report_output import campaign_tables
+
+__getattr__ = lazy_names(
+    __name__,
+    {
+        "write_campaign_pages": "engine.evaluation.campaign_page",
+        "write_overview": "engine.evaluation.overview_page",
+        "funnel_table": "engine.evaluation.programme_output",
+        "indicator_tables": "engine.evaluation.programme_output",
+        "campaign_tables": "engine.evaluation.report_output",
+    },
+)
 
 __all__ = [
     "AttributionSummary",

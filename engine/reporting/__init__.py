@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
-from engine.reporting.charts import ACTUAL, APPROVED, PLAN, empty_chart, new_figure, png_bytes
+from typing import TYPE_CHECKING
+
+from engine.lazy import lazy_names
 from engine.reporting.files import (
     check_output_file,
     check_output_folder,
@@ -23,6 +25,17 @@ from engine.reporting.files import (
 from engine.reporting.html import Chart, format_count, format_money, png_data_uri
 from engine.reporting.periods import Period
 from engine.reporting.spreadsheet import csv_writer, formula_safe, guard_workbook, safe_cell
+
+if TYPE_CHECKING:
+    from engine.reporting.charts import ACTUAL, APPROVED, PLAN, empty_chart, new_figure, png_bytes
+
+__getattr__ = lazy_names(
+    __name__,
+    dict.fromkeys(
+        ["ACTUAL", "APPROVED", "PLAN", "empty_chart", "new_figure", "png_bytes"], "engine.reporting.charts"
+    ),
+)
+
 
 __all__ = [
     "ACTUAL",

@@ -19,11 +19,13 @@ import os
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
-
-from openpyxl import Workbook
+from typing import TYPE_CHECKING
 
 from engine.errors import OutputError
 from engine.reporting.spreadsheet import formula_safe, guard_workbook
+
+if TYPE_CHECKING:
+    from openpyxl import Workbook
 
 
 def _file_in_the_way(path: Path) -> Path | None:

@@ -16,11 +16,11 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from openpyxl import Workbook
-from openpyxl.formula import Tokenizer
-from openpyxl.formula.tokenizer import Token, TokenizerError
+if TYPE_CHECKING:
+    from openpyxl import Workbook
+
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"^[+-]?[\d\s().,-]+$")  # a phone (+7 916 ...) or an amount (-100.50): harmless
@@ -69,6 +69,9 @@ def csv_writer(handle: IO[str], **fmt: Any) -> _GuardedWriter:
 
 def is_engine_formula(formula: str) -> bool:
     """Whether ``formula`` is the engine's own: references, numbers, arithmetic, a few functions."""
+    from openpyxl.formula import Tokenizer
+    from openpyxl.formula.tokenizer import Token, TokenizerError
+
     try:
         tokens = Tokenizer(formula).items
     except (TokenizerError, IndexError, ValueError):

@@ -58,6 +58,7 @@ from engine.campaigns import (
     TRIGGER_EVERY,
     CampaignFile,
     Schedule,
+    as_apscheduler_trigger,
     build_trigger,
     campaign_schedule,
     describe,
@@ -74,6 +75,8 @@ from engine.scheduler.lock import SchedulerLock, identity, scheduler_lock
 from engine.scheduler.loyalty_jobs import JOB_PREFIX as LOYALTY_PREFIX
 from engine.scheduler.loyalty_jobs import RUN_PROGRAMME_BATCH, batch_schedule
 from engine.settings import parse_duration
+
+as_apscheduler_trigger()  # campaign triggers stored in the job store are APScheduler triggers
 
 log = logging.getLogger("engine.scheduler")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import app
+from engine.cli import command_tree
 from engine.cli import main as crm_main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,9 +32,8 @@ def crm(
 
 
 def _commands() -> list[tuple[str, ...]]:
-    import typer.main
 
-    root = typer.main.get_command(app)
+    root = command_tree()
     found: list[tuple[str, ...]] = []
 
     def walk(command: object, path: tuple[str, ...]) -> None:

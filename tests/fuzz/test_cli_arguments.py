@@ -18,12 +18,11 @@ from pathlib import Path
 
 import click
 import pytest
-import typer.main
 from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from engine.cli import app
+from engine.cli import command_tree
 from tests.factories import add_customer, add_purchase, utc
 from tests.fuzz.hostile import FUZZ, HOSTILE_NUMBERS, HOSTILE_STRINGS, check_outcome, row_counts, run
 
@@ -111,7 +110,7 @@ def _commands() -> list[tuple[tuple[str, ...], click.Command]]:
         elif path not in LONG_RUNNING:
             found.append((path, command))
 
-    walk(typer.main.get_command(app), ())
+    walk(command_tree(), ())
     return found
 
 

@@ -1,4 +1,4 @@
-"""The typer application, its global options and the helpers every command shares."""
+"""The helpers every command shares (JSON output, option parsers); the application itself is in root.py."""
 
 from __future__ import annotations
 
@@ -11,12 +11,9 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.console import Console
-from sqlalchemy import Engine
 
+from engine.cli.root import State, app, console, console_err, state  # noqa: F401
 from engine.clock import local_instant
-from engine.config import Config, load_config
-from engine.db import make_engine, require_schema
 from engine.errors import ConfigValueError, InvalidValueError
 from engine.settings import (
     MAX_POINTS,
@@ -28,55 +25,6 @@ from engine.settings import (
 )
 
 T = TypeVar("T")
-
-app = typer.Typer(
-    name="crm",
-    help=(
-        "crm-engine: customers, metrics, scores and segments from TOML files.\n\n"
-        "Example: crm import customers shop.csv --source shop && crm refresh && crm segments"
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode="rich",
-    pretty_exceptions_enable=False,
-)
-console = Console(highlight=False)
-console_err = Console(stderr=True, highlight=False)
-
-
-class State:
-    """Options given before the command (``crm --config other.toml segments``)."""
-
-    config_path: Path | None = None
-
-    def config(self) -> Config:
-        """The checked configuration."""
-        return load_config(self.config_path)
-
-    def engine(self, config: Config, *, require: bool = True) -> Engine:
-        """The database of ``config``; with ``require``, its schema must exist."""
-        engine = make_engine(config.database_url)
-        if require:
-            require_schema(engine)
-        return engine
-
-
-state = State()
-
-
-@app.callback()
-def _global(
-    config: Path | None = typer.Option(
-        None,
-        "--config",
-        "-c",
-        help="config.toml to use (default: $CRM_CONFIG, else ./config.toml).",
-        envvar="CRM_CONFIG",
-        show_envvar=True,
-    ),
-) -> None:
-    """crm-engine: customers, metrics, scores and segments from TOML files."""
-    state.config_path = config
 
 
 def to_jsonable(value: Any) -> Any:
