@@ -233,12 +233,12 @@ def budget(
     target: Path | None = output
     if output_format in ("xlsx", "html") and diff is None:
         target = output or Path(f"budget-{chosen.label.replace('..', '_')}.{output_format}")
-    if target is not None and diff is None and output_format in ("csv", "xlsx", "html"):
+    if target is not None and output_format in ("json", "csv", "xlsx", "html"):
         check_output_file(target, option="--output")  # before the work: a bad path changes nothing
     if diff is not None:
         result = budget_diff(engine, config, period=chosen, rev=diff)
         if output_format == "json":
-            print_json(result.as_dict())
+            print_json(result.as_dict(), output)
         else:
             _print_diff(result)
         return
@@ -253,7 +253,7 @@ def budget(
     if output_format == "table":
         print_report(report)
     elif output_format == "json":
-        print_json(report.as_dict())
+        print_json(report.as_dict(), output)
     elif output_format == "csv":
         _write_csv(report, output)
     else:
@@ -278,7 +278,7 @@ def _write_csv(report: BudgetReport, output: Path | None) -> None:
         sys.stdout.write(text)
         return
     write_atomically(output, ("\ufeff" + text).encode("utf-8"), option="--output")
-    console.print(f"wrote {output}", markup=False)
+    console.print(f"wrote {output}", markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -22,8 +22,10 @@ from engine.models import outbox as states
 from engine.runs import (
     Plan,
     PlanDiff,
+    RunLine,
     RunSummary,
     StepCounts,
+    list_runs,
     plan,
     plan_diff,
     run_summary,
@@ -324,8 +326,51 @@ def event_command(
     console.print(f"{verb}: event {recorded.id} {recorded.name} for customer {recorded.customer_id}")
 
 
+def runs_command(
+    campaign: str | None = typer.Argument(None, help="one campaign's runs (default: every campaign's)"),
+    limit: int = typer.Option(20, "--limit", min=1, max=10_000, help="how many runs, newest first"),
+    as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+) -> None:
+    """List campaign runs, newest first: id, campaign, when due, state and rows per state.
+
+    The ids are what crm resend-failed RUN and crm worker --run RUN take.
+
+    Example: crm runs
+    Example: crm runs winback --limit 5
+    """
+    config = state.config()
+    if campaign is not None and campaign not in load_campaigns(config):
+        raise NotFoundError("campaign", campaign, sorted(load_campaigns(config)))
+    lines = list_runs(state.engine(config), campaign, limit=limit)
+    if as_json:
+        print_json(lines)
+        return
+    if not lines:
+        console.print("no runs yet: crm plan shows what crm run would do", markup=False)
+        return
+    zone = zoneinfo.ZoneInfo(config.settings.engine.timezone)
+    table = Table(title=f"runs ({zone.key})")
+    for column in ("run", "campaign", "due", "state", "rows"):
+        table.add_column(column, justify="right" if column in ("run",) else "left", overflow="fold")
+    for line in lines:
+        table.add_row(str(line.run_id), line.campaign, _due(line, zone), line.state, _rows(line))
+    console.print(table)
+
+
+def _due(line: RunLine, zone: zoneinfo.ZoneInfo) -> str:
+    return f"{line.scheduled_for.astimezone(zone):%Y-%m-%d %H:%M} ({line.trigger})"
+
+
+def _rows(line: RunLine) -> str:
+    if not line.rows:
+        return "-"
+    parts = ", ".join(f"{state} {count:,}" for state, count in sorted(line.rows.items(), key=lambda i: -i[1]))
+    return f"{line.total:,}: {parts}"
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``crm plan``, ``crm run`` and ``crm event`` to ``app``."""
+    """Add ``crm plan``, ``crm run``, ``crm runs`` and ``crm event`` to ``app``."""
     app.command("plan")(plan_command)
     app.command("run")(run_command)
+    app.command("runs")(runs_command)
     app.command("event")(event_command)

@@ -40,9 +40,16 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
-def print_json(value: Any) -> None:
-    """Print ``value`` as indented JSON on stdout."""
-    typer.echo(json.dumps(to_jsonable(value), ensure_ascii=False, indent=2))
+def print_json(value: Any, output: Path | None = None) -> None:
+    """``value`` as indented JSON: on stdout, or written whole to ``output`` (``--output``) when given."""
+    text = json.dumps(to_jsonable(value), ensure_ascii=False, indent=2)
+    if output is None:
+        typer.echo(text)
+        return
+    from engine.reporting import write_atomically
+
+    write_atomically(output, (text + "\n").encode("utf-8"), option="--output")
+    console.print(f"wrote {output}", markup=False, soft_wrap=True)
 
 
 def parse_instant(text: str, zone: ZoneInfo, option: str, *, day_closes: bool = False) -> dt.datetime:

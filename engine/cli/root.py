@@ -43,7 +43,10 @@ class Listed:
 
 #: every top-level command, in the order ``crm --help`` lists them, with the first sentence of its help
 COMMANDS: dict[str, Listed] = {
-    "init": Listed("schema", "Create the database schema, or upgrade it to this version."),
+    "init": Listed(
+        "schema",
+        "Create the database schema, or upgrade it to this version; start a workspace where there is none.",
+    ),
     "validate": Listed(
         "schema",
         "Check config.toml, campaigns/*.toml and budgets/*.toml (rules, types, references); no data touched.",
@@ -59,6 +62,9 @@ COMMANDS: dict[str, Listed] = {
     ),
     "plan": Listed("campaigns", "Show what `crm run` would do, and what it would cost, without doing it."),
     "run": Listed("campaigns", "Run one campaign by hand: queue its audience, then send what is due."),
+    "runs": Listed(
+        "campaigns", "List campaign runs, newest first: id, campaign, when due, state and rows per state."
+    ),
     "event": Listed("campaigns", "Record a custom event that campaigns with on_event fire on."),
     "budget": Listed(
         "budget",
@@ -206,6 +212,18 @@ class State:
 state = State()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("crm-engine")
+        except PackageNotFoundError:  # run from a source tree that is not installed
+            number = "unknown (not installed)"
+        console.print(f"crm-engine {number}", markup=False)
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _global(
     config: Path | None = typer.Option(
@@ -215,6 +233,9 @@ def _global(
         help="config.toml to use (default: $CRM_CONFIG, else ./config.toml).",
         envvar="CRM_CONFIG",
         show_envvar=True,
+    ),
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="print the version and exit"
     ),
 ) -> None:
     """crm-engine: customers, metrics, scores and segments from TOML files."""

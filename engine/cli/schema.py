@@ -3,22 +3,47 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import typer
 
 from engine.budget import budgets_folder, load_budgets
 from engine.campaigns import campaign_json_schema, campaigns_folder, load_campaigns
 from engine.cli.common import console, console_err, state
+from engine.errors import ConfigValueError
 
 
-def init() -> None:
-    """Create the database schema, or upgrade it to this version.
+def init(
+    folder: Path | None = typer.Argument(
+        None, help="the workspace folder (default: where --config or $CRM_CONFIG points, else here)"
+    ),
+) -> None:
+    """Create the database schema, or upgrade it to this version; start a workspace where there is none.
 
-    Example: crm init            (SQLite file from config.toml)
+    In a folder without config.toml, the shipped example is copied there first
+    (config.toml, campaigns/ with their templates, budgets/): a working
+    workspace that crm validate accepts. Nothing that exists is overwritten.
+
+    Example: crm init my-shop    (a new workspace in my-shop/, its SQLite database created)
+    Example: crm init            (the schema of the database config.toml names)
     Example: CRM_DATABASE_URL=postgresql://crm@db/crm crm init
     """
     from engine.db import upgrade
+    from engine.settings import create_workspace
 
+    if folder is not None:
+        if state.config_path is not None:
+            raise ConfigValueError(
+                "DIR", "DIR", "give either a folder or --config (or $CRM_CONFIG), not both"
+            )
+        state.config_path = folder / "config.toml"
+    config_file = state.config_path or Path(os.environ.get("CRM_CONFIG") or "config.toml")
+    if not config_file.exists():
+        created = create_workspace(config_file.parent)
+        state.config_path = config_file.parent / "config.toml"
+        for path in created:
+            console.print(f"created {path}", markup=False, soft_wrap=True)
     config = state.config()
     engine = state.engine(config, require=False)
     before, after = upgrade(engine)
@@ -28,6 +53,10 @@ def init() -> None:
     else:
         console.print(
             f"schema of {where} upgraded from {before or 'nothing'} to revision {after}", markup=False
+        )
+    if folder is not None:
+        console.print(
+            f"next: cd {folder} && crm validate && crm import customers FILE --source NAME", markup=False
         )
 
 

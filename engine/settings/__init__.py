@@ -71,6 +71,7 @@ from engine.settings.limits import (
 from engine.settings.loyalty import TIER_WINDOWS, Partner, ProgrammeSection, Tier
 from engine.settings.strategy import Strategy
 from engine.settings.toml_lines import find_line
+from engine.settings.workspace import create_workspace
 from engine.settings.zones import time_zone
 
 __all__ = [
@@ -126,6 +127,7 @@ __all__ = [
     "check_money",
     "check_points",
     "check_quantity",
+    "create_workspace",
     "find_line",
     "load_settings",
     "parse_duration",
