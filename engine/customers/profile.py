@@ -1,15 +1,28 @@
-"""The profile of one customer: fields, metrics, scores, segments and provenance."""
+"""The profile of one customer: fields, metrics, scores, segments, provenance, and contacts and responses."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, or_, select
 
 from engine.errors import NotFoundError
-from engine.models import CUSTOMER, MEMBERSHIP, METRIC_VALUE, METRICS, SCORE, SOURCE_RECORD
+from engine.models import (
+    CUSTOMER,
+    MEMBERSHIP,
+    METRIC_VALUE,
+    METRICS,
+    OUTBOX,
+    RESPONSE,
+    RUN,
+    SCORE,
+    SOURCE_RECORD,
+)
+
+#: the latest contacts and responses a profile shows
+TIMELINE_LENGTH = 30
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,18 @@ class SourceRecord:
 
 
 @dataclass(frozen=True)
+class TimelineEvent:
+    """A contact (a campaign's message or call, in its state) or a response, at its time."""
+
+    at: dt.datetime
+    what: str  # "contact" or "response"
+    campaign: str | None
+    channel: str | None
+    state: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
 class CustomerProfile:
     """Everything the engine knows about one customer."""
 
@@ -42,6 +67,8 @@ class CustomerProfile:
     scores: dict[str, int]
     segments: list[SegmentStay]
     sources: list[SourceRecord]
+    timeline: list[TimelineEvent] = field(default_factory=list)
+    customer_id: int = 0
 
 
 def find_customer_id(engine: Engine, ref: str) -> int:
@@ -90,4 +117,50 @@ def customer_profile(engine: Engine, ref: str) -> CustomerProfile:
                 .order_by(SOURCE_RECORD.c.first_seen_at)
             )
         ]
-    return CustomerProfile(fields, metrics, custom, scores, stays, sources)
+        timeline = _timeline(connection, customer_id)
+    return CustomerProfile(fields, metrics, custom, scores, stays, sources, timeline, customer_id)
+
+
+def _timeline(connection: Any, customer_id: int) -> list[TimelineEvent]:
+    """The latest contacts and responses, newest first (at most :data:`TIMELINE_LENGTH`)."""
+    contacts = connection.execute(
+        select(
+            OUTBOX.c.sent_at,
+            OUTBOX.c.scheduled_at,
+            RUN.c.campaign,
+            OUTBOX.c.channel,
+            OUTBOX.c.state,
+            OUTBOX.c.step,
+        )
+        .join(RUN, RUN.c.id == OUTBOX.c.run_id)
+        .where(OUTBOX.c.customer_id == customer_id)
+        .order_by(OUTBOX.c.scheduled_at.desc(), OUTBOX.c.id.desc())
+        .limit(TIMELINE_LENGTH)
+    ).all()
+    responses = connection.execute(
+        select(RESPONSE.c.occurred_at, RESPONSE.c.kind, RESPONSE.c.detail, RUN.c.campaign, OUTBOX.c.channel)
+        .select_from(
+            RESPONSE.outerjoin(OUTBOX, OUTBOX.c.id == RESPONSE.c.outbox_id).outerjoin(
+                RUN, RUN.c.id == OUTBOX.c.run_id
+            )
+        )
+        .where(RESPONSE.c.customer_id == customer_id)
+        .order_by(RESPONSE.c.occurred_at.desc(), RESPONSE.c.id.desc())
+        .limit(TIMELINE_LENGTH)
+    ).all()
+    events = [
+        TimelineEvent(
+            row.sent_at or row.scheduled_at,
+            "contact",
+            row.campaign,
+            row.channel,
+            row.state,
+            f"step {row.step + 1}" if row.step else None,
+        )
+        for row in contacts
+    ] + [
+        TimelineEvent(row.occurred_at, "response", row.campaign, row.channel, row.kind, row.detail)
+        for row in responses
+    ]
+    events.sort(key=lambda event: event.at, reverse=True)
+    return events[:TIMELINE_LENGTH]

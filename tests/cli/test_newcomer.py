@@ -78,3 +78,43 @@ def test_budget_json_goes_to_the_file_given(db: Engine, write_config, tmp_path: 
     assert crm_main(["budget", "--format", "json", "-o", str(target)]) == 0
     assert f"wrote {target}" in capsys.readouterr().out
     assert json.loads(target.read_text(encoding="utf-8"))["schema"].startswith("crm-engine/budget/")
+
+
+def test_customers_show_has_consents_contacts_and_responses(
+    db: Engine, write_config, tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    from engine.campaigns.loading import load_campaigns
+    from engine.responses import record_open
+
+    config = setup(write_config, tmp_path, {"hello": campaign()})
+    with db.begin() as connection:
+        add_customer(connection, external_id="C-7", email="c7@example.com", consent_email=True)
+    refresh_segments(db, config, now=NOON)
+    start_run(db, config, load_campaigns(config)["hello"], scheduled_for=NOON, now=NOON)
+    with db.connect() as connection:
+        outbox_id = connection.exec_driver_sql("SELECT id FROM outbox").scalar_one()
+    record_open(db, outbox_id)
+    assert crm_main(["customers", "show", "C-7"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "consents: email yes" in out and "sms no" in out
+    assert "contact hello email: queued" in out and "response hello email: open" in out
+    assert crm_main(["customers", "show", "C-7", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert sorted(event["state"] for event in shown["timeline"]) == ["open", "queued"]
+    assert shown["loyalty"] == []
+
+
+def test_customers_show_has_the_loyalty_balance_and_tier(db: Engine, write_config, capsys) -> None:  # type: ignore[no-untyped-def]
+    from tests.loyalty.ledger_setup import customers, shop_programme
+
+    shop_programme(write_config, pending_days="0")
+    customers(db, "C-1")
+    assert (
+        crm_main(["loyalty", "earn", "C-1", "--order", "O-1", "--amount", "2000", "--programme", "shop"]) == 0
+    )
+    capsys.readouterr()
+    assert crm_main(["customers", "show", "C-1", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["loyalty"] == [{"programme": "shop", "available": 100, "pending": 0, "tier": None}]
+    assert crm_main(["customers", "show", "C-1"]) == 0
+    assert "loyalty shop: 100 points to spend, 0 pending" in capsys.readouterr().out
