@@ -38,6 +38,7 @@ class Customer(SQLModel, table=True):
     email: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=32)
     address: str | None = Field(default=None, max_length=500)
+    city: str | None = Field(default=None, max_length=200)
     country: str | None = Field(default=None, max_length=2)
     timezone: str | None = Field(default=None, max_length=64)
     birth_date: dt.date | None = None

@@ -55,6 +55,7 @@ CUSTOMER_FIELDS: dict[str, tuple[str, RuleType]] = {
     "email": ("email", RuleType.STR),
     "phone": ("phone", RuleType.STR),
     "address": ("address", RuleType.STR),
+    "city": ("city", RuleType.STR),
     "country": ("country", RuleType.STR),
     "timezone": ("timezone", RuleType.STR),
     "birth_date": ("birth_date", RuleType.DATE),

@@ -420,3 +420,20 @@ def test_rejects_file_cannot_carry_spreadsheet_formulas(import_db: Engine, tmp_p
     assert row["email"] == '\'=HYPERLINK("http://x")' and row["first_name"] == "'@SUM(A1)"
     # good rows keep their text as given: only the rejects file is guarded
     assert customers(import_db)["E2"]["first_name"] == "-2+3"
+
+
+def test_the_city_is_a_field_of_its_own_and_part_of_the_postal_address(
+    import_db: Engine, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path / "cities.csv",
+        "Код;Город;Адрес\nK-1;Казань;ул. Баумана, 1\nK-2;Москва;Москва, Тверская, 7\nK-3;Тула;\n",
+    )
+    summary = import_customers(import_db, path, source="shop", now=NOW)
+    assert summary.inserted == 3
+    rows = customers(import_db)
+    assert [(rows[k]["city"], rows[k]["address"]) for k in ("K-1", "K-2", "K-3")] == [
+        ("Казань", "Казань, ул. Баумана, 1"),
+        ("Москва", "Москва, Тверская, 7"),
+        ("Тула", "Тула"),
+    ]

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from engine.config.checked import load_config
 from engine.errors import ConfigErrors, NotFoundError
-from engine.models.tables import MEMBERSHIP
+from engine.models.tables import CUSTOMER, MEMBERSHIP
 from engine.rules.fields import customer_record
 from engine.segments.membership import list_segments, segment_members, segment_sql
 from engine.segments.refresh import refresh_all
@@ -197,3 +197,22 @@ rule = "in_segment('a')"
         str(caught.value)
         == f"{path}:3 segments.a.rule: segments reference each other in a cycle: a -> b -> c -> a"
     )
+
+
+def test_a_segment_by_city(db, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The importer's city column is a field rules can name."""
+    from engine.customers.importing import import_customers
+    from engine.segments.membership import refresh_segments
+
+    config = load_config(write_config("[segments.kazan]\nrule = \"city == 'Казань'\"\n"))
+    clients = tmp_path / "clients.csv"
+    clients.write_text(
+        "Код;Город;Адрес\nK-1;Казань;ул. Баумана, 1\nK-2;Москва;Тверская, 7\n", encoding="utf-8"
+    )
+    import_customers(db, clients, source="shop")
+    refresh_segments(db, config)
+    with db.connect() as connection:
+        kazan = connection.execute(
+            select(CUSTOMER.c.external_id).where(CUSTOMER.c.id.in_(_members(db, "kazan")))
+        )
+        assert list(kazan.scalars()) == ["K-1"]

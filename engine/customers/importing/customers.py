@@ -79,7 +79,7 @@ LIFECYCLE_ALIASES = {
     "партнер": "partner",
 }  # fmt: skip
 COLUMNS = (
-    "external_id", "first_name", "last_name", "middle_name", "company", "email", "phone", "address",
+    "external_id", "first_name", "last_name", "middle_name", "company", "email", "phone", "address", "city",
     "country", "timezone", "birth_date", "language", "curator",
     *(name for channel in CONSENT_CHANNELS for name in (f"consent_{channel}", f"consent_{channel}_at")),
     "lifecycle_stage", "verified_at", "attributes",
@@ -196,8 +196,8 @@ class _RowReader:
         if attributes:
             fields["attributes"] = attributes
         _split_full_name(fields)
-        city = fields.pop("city", None)
-        if city:
+        city = fields.get("city")
+        if city:  # a field of its own (rules name it), and part of the postal address letters carry
             address = fields.get("address")
             if not address:
                 fields["address"] = city
