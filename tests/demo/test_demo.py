@@ -141,3 +141,21 @@ def _check_evaluation(stdout: str, folder: Path, url: str) -> None:
     for key in ("winback", "churn_call"):
         assert f"campaign-{key}.html" in index
         assert (folder / "report" / f"campaign-{key}.html").stat().st_size > 0
+
+
+def test_the_readmes_loyalty_examples_run_in_the_order_given_on_the_demo(tmp_path: Path) -> None:
+    """A newcomer copies the README's lines one after the other: each must work on the demo's data."""
+    folder = tmp_path / "shop"
+    built = crm("demo", "--dir", str(folder), "--customers", "300", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    examples = [
+        line.split("  #")[0].strip() for line in readme.splitlines() if line.startswith("crm loyalty ")
+    ]
+    assert len(examples) >= 10
+    env = {"CRM_CONFIG": str(folder / "config.toml")}
+    for example in examples:
+        import shlex
+
+        done = crm(*shlex.split(example)[1:], env=env, cwd=tmp_path)
+        assert done.returncode == 0, f"{example}\n{done.stdout}\n{done.stderr}"
