@@ -229,6 +229,9 @@ def _winner_command(
 def run_command(
     campaign: str = typer.Argument(..., help="the campaign (its file name without .toml)"),
     now: bool = typer.Option(False, "--now", help="fire now, whatever the campaign's schedule says"),
+    again: bool = typer.Option(
+        False, "--again", help="with --now: fire even if the campaign already ran today (a second contact)"
+    ),
     send: bool = typer.Option(True, "--send/--no-send", help="drain this run's outbox right away"),
     winner: bool = typer.Option(
         False, "--winner", help="A/B test: send the winning variant to the customers held for it"
@@ -242,12 +245,15 @@ def run_command(
 
     Without --now it fires the campaign's latest due firing (a rerun of one that
     already ran changes nothing: every customer gets each step once).
+    With --now it refuses when the campaign already ran on this business day,
+    unless --again says a second firing is meant (its customers are contacted again).
     With --winner it fires nothing: the customers of the latest run held back by
     the campaign's test_share get the A/B winner (the significant one, or --variant),
     once; without a significant winner and without --variant it refuses.
 
     Example: crm run winback
     Example: crm run winback --now --no-send
+    Example: crm run winback --now --again
     Example: crm run spring_sale --winner
     Example: crm run spring_sale --winner --variant b
     """
@@ -270,8 +276,20 @@ def run_command(
         raise NotFoundError("campaign", campaign, list(campaigns))
     chosen = campaigns[campaign]
     moment = utcnow().replace(microsecond=0)
+    zone = zoneinfo.ZoneInfo(config.settings.engine.timezone)
+    if again and not now:
+        raise ConfigValueError("--again", "again", "goes with --now: crm run KEY --now --again")
+    if now and not again:
+        latest = list_runs(engine, campaign, limit=1)
+        if latest and latest[0].scheduled_for.astimezone(zone).date() == moment.astimezone(zone).date():
+            ran = latest[0].scheduled_for.astimezone(zone)
+            raise ConfigValueError(
+                "--now",
+                "now",
+                f"{campaign} already ran today (run {latest[0].run_id} at {ran:%H:%M} {zone.key}): "
+                "a second firing contacts its customers again; pass --again if that is meant",
+            )
     if not now:
-        zone = zoneinfo.ZoneInfo(config.settings.engine.timezone)
         due = last_firing(
             chosen.campaign, zone, moment, anniversary_at=config.settings.scheduler.anniversary_at
         )

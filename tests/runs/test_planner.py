@@ -150,6 +150,11 @@ def test_run_by_hand_fires_the_latest_due_firing_once(db, db_url: str, write_con
     assert ran["state"] == states.RUN_EXPIRED
     now = crm("run", "weekly", "--now", "--no-send", "--json", env=env)
     assert json.loads(now.stdout)["counts"]["queued"] == 2
+    twice = crm("run", "weekly", "--now", "--no-send", env=env)  # the same business day: refused
+    assert twice.returncode == 1 and "weekly already ran today" in twice.stderr and "--again" in twice.stderr
+    again = crm("run", "weekly", "--now", "--again", "--no-send", "--json", env=env)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["run_id"] != json.loads(now.stdout)["run_id"]
     unknown = crm("run", "weekyl", env=env)
     assert unknown.returncode == 1 and "unknown campaign 'weekyl'" in unknown.stderr
     assert CONFIG in config.path.read_text()
