@@ -147,21 +147,29 @@ def migration(
 def html(
     folder: Path = typer.Argument(..., help="folder for index.html, the campaign pages and their charts"),
     periods: int = typer.Option(12, "--periods", "-n", min=1, help="periods of the programme indicators"),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="the report as of a day (at its close) or an ISO instant; default now"
+    ),
 ) -> None:
     """Static HTML reports: one page per campaign (results, uplift, charts) and index.html, the overview of
     the programme (indicators, funnel, segment migration) linking to them. Open index.html in a browser.
 
+    A campaign whose goal window is still open shows how many of its days were
+    observed and no verdict.
+
     Example: crm report html reports/
-    Example: crm report html /tmp/crm-report --periods 6
+    Example: crm report html /tmp/crm-report --periods 6 --as-of 2027-01-31
     """
     from engine.evaluation import campaign_report, write_campaign_pages, write_overview
 
     check_output_folder(folder, option="FOLDER")
     config = state.config()
     engine = state.engine(config)
-    results = campaign_report(engine, config)
+    zone = ZoneInfo(config.settings.engine.timezone)
+    now = parse_instant(as_of, zone, "--as-of", day_closes=True) if as_of is not None else None
+    results = campaign_report(engine, config, now=now)
     pages = write_campaign_pages(results, folder, currency=config.settings.engine.currency)
-    index = write_overview(engine, config, folder, pages, periods=periods)
+    index = write_overview(engine, config, folder, pages, periods=periods, now=now)
     console.print(
         f"wrote {index} and {len(pages)} campaign page{'' if len(pages) == 1 else 's'}",
         soft_wrap=True,

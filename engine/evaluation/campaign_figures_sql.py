@@ -104,6 +104,22 @@ def run_counts(connection: Connection, keys: Sequence[str] | None = None) -> dic
     return {campaign: count for campaign, count in rows}
 
 
+def last_runs(connection: Connection, keys: Sequence[str] | None = None) -> dict[str, dt.datetime]:
+    """When each campaign's latest run (that ran) was due: its goal window runs from there."""
+    rows = connection.execute(
+        select(RUN.c.campaign, func.max(RUN.c.scheduled_for))
+        .where(RUN.c.state.in_(RAN_STATES), _of(RUN.c.campaign, keys))
+        .group_by(RUN.c.campaign)
+    ).all()
+    return {campaign: _aware(last) for campaign, last in rows if last is not None}
+
+
+def _aware(value: dt.datetime | str) -> dt.datetime:
+    """An aggregate's time as an aware UTC datetime (SQLite gives MAX() of a column back as text)."""
+    moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
 def audience_counts(connection: Connection, keys: Sequence[str] | None) -> dict[GroupKey, int]:
     """Reachable customers of step 0 per campaign, group and variant."""
     in_control = OUTBOX.c.state == states.CONTROL

@@ -33,6 +33,7 @@ from engine.evaluation.campaign_charts import (
     revenue_chart,
 )
 from engine.evaluation.figures import CampaignResult, Comparison, GroupFigures
+from engine.evaluation.statistics import chance_text, p_value_text
 from engine.evaluation.uplift import (
     CONVERSION_RATE,
     GOAL_METRICS,
@@ -121,11 +122,13 @@ def p_in_words(comparison: Comparison) -> str:
     p = comparison.p_value
     if math.isnan(p):
         return "no test possible: neither group varies (everyone or no one, in both)"
-    chance = f"{p * 100:.2g} %" if p >= 0.0001 else "less than 0.01 %"
+    chance = chance_text(p)
     meaning = f"with no real effect, a difference this large would turn up by chance {chance} of the time"
+    shown = p_value_text(p)
+    shown = f"p {shown}" if shown.startswith("<") else f"p = {shown}"
     if comparison.significant:
-        return f"p = {p:.3g}: significant at the {level} level ({meaning})"
-    return f"p = {p:.3g}: not significant at the {level} level ({meaning}); it may be chance"
+        return f"{shown}: significant at the {level} level ({meaning})"
+    return f"{shown}: not significant at the {level} level ({meaning}); it may be chance"
 
 
 def _uplift_rows(result: CampaignResult, currency: str) -> list[UpliftRow]:
@@ -146,7 +149,7 @@ def _uplift_rows(result: CampaignResult, currency: str) -> list[UpliftRow]:
                 interval=_interval(c.metric, c.low, c.high, currency),
                 relative=relative,
                 relative_interval=relative_interval,
-                p_value="—" if math.isnan(c.p_value) else f"{c.p_value:.4f}",
+                p_value="—" if math.isnan(c.p_value) else p_value_text(c.p_value),
                 significant=c.significant,
                 words=p_in_words(c),
             )
@@ -179,6 +182,9 @@ def headline(result: CampaignResult, currency: str) -> Headline:
             f"{_interval(metric, comparison.low, comparison.high, currency)}); {p_in_words(comparison)}."
         )
     cost = result.treated.actual_cost
+    note = result.window_note()
+    if note is not None:
+        return Headline("Window open", "muted", f"Goal {note}.", uplift)
     if not result.control.audience:
         return Headline(
             "Cannot tell",
@@ -288,7 +294,7 @@ def _context(
         "winner": result.winner,
         "winner_p": None
         if result.winner is None or result.winner.p_value is None
-        else f"{result.winner.p_value:.4g}",
+        else p_value_text(result.winner.p_value),
         "winner_metric": None
         if result.winner is None
         else METRIC_NAMES.get(result.winner.metric, result.winner.metric),

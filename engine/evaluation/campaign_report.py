@@ -117,6 +117,8 @@ class _Figures:
             self.conversions = figures_sql.conversion_sums(connection, keys)
             self.retained = figures_sql.retained_counts(connection, keys, windows, now)
             self.preparation = figures_sql.preparation_costs(connection, keys)
+            self.last_runs = figures_sql.last_runs(connection, keys)
+        self.now = now
 
     def group(self, key: str, grp: str, variant: str | None, name: str) -> GroupFigures:
         contacts = (
@@ -156,7 +158,11 @@ def _result(key: str, campaign: CampaignFile | None, data: _Figures, confidence:
         treated=treated,
         variants=arms if named else [],
         uplift=uplift(treated, control, goal_metric, confidence),
+        as_of=data.now,
     )
+    last = data.last_runs.get(key)
+    if last is not None:
+        result = replace(result, window_closes_at=last + dt.timedelta(days=result.window_days))
     if treated.audience and control.audience:
         revenue = incremental(treated, control, "revenue")
         margin = incremental(treated, control, "margin")

@@ -6,6 +6,7 @@ every amount a sum over them (see :mod:`engine.evaluation.campaign_report`).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -108,3 +109,31 @@ class CampaignResult:
     incremental_margin: Decimal | None = None
     incremental_roi: Decimal | None = None
     winner: Winner | None = None
+    as_of: dt.datetime | None = None  # the time the report is as of
+    window_closes_at: dt.datetime | None = None  # the latest run's goal window ends then
+
+    @property
+    def window_open(self) -> bool:
+        """Whether the goal window of the latest run is still open at :attr:`as_of`: no verdict yet."""
+        return (
+            self.as_of is not None
+            and self.window_closes_at is not None
+            and self.as_of < self.window_closes_at
+        )
+
+    @property
+    def observed_days(self) -> int:
+        """Whole days of the latest run's goal window observed by :attr:`as_of` (0 .. ``window_days``)."""
+        if self.as_of is None or self.window_closes_at is None:
+            return self.window_days
+        started = self.window_closes_at - dt.timedelta(days=self.window_days)
+        return max(0, min(self.window_days, (self.as_of - started).days))
+
+    def window_note(self) -> str | None:
+        """``window open until DATE: N of M days observed`` while it is open, else None."""
+        if not self.window_open or self.window_closes_at is None:
+            return None
+        return (
+            f"window open until {self.window_closes_at:%Y-%m-%d}: {self.observed_days} of "
+            f"{self.window_days} days observed; no verdict before it closes"
+        )

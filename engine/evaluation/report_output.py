@@ -29,6 +29,7 @@ from rich.console import RenderableType
 from rich.table import Table
 
 from engine.evaluation.figures import CampaignResult, Comparison, GroupFigures
+from engine.evaluation.statistics import p_value_text
 from engine.evaluation.uplift import CONVERSION_RATE, RESPONDER_RATE, RETENTION_RATE, REVENUE_PER_CUSTOMER
 from engine.reporting import formula_safe
 
@@ -173,7 +174,7 @@ def _relative(comparison: Comparison) -> tuple[str, str]:
 def _uplift_row(comparison: Comparison) -> list[str]:
     """Metric, treated, control, difference over its interval, relative uplift over its interval, p."""
     metric = comparison.metric
-    p = "n/a" if math.isnan(comparison.p_value) else f"{comparison.p_value:.4f}"
+    p = p_value_text(comparison.p_value)
     relative, relative_interval = _relative(comparison)
     difference = _figure(metric, comparison.difference, signed=True)
     return [
@@ -197,6 +198,9 @@ def campaign_tables(results: Sequence[CampaignResult], currency: str) -> list[Re
             f"[bold]{result.campaign}[/]: {result.name} ({runs}; goal {result.goal_metric}"
             f" within {result.window_days} days; {currency})"
         )
+        note = result.window_note()
+        if note is not None:
+            shown.append(f"[yellow]{note}[/]: the figures below are as far as it goes")
         contacts = _table(
             "", ("group", "audience", "sent", "deliv.", "failed", "opened", "clicked", "resp.", "conv.")
         )
@@ -237,7 +241,7 @@ def campaign_tables(results: Sequence[CampaignResult], currency: str) -> list[Re
             )
         else:
             shown.append("no control group: no uplift")
-        if result.winner is not None:
+        if result.winner is not None and note is None:
             verdict = "winner" if result.winner.significant else "no significant winner"
             shown.append(f"{verdict}: {result.winner.reason}")
     return shown

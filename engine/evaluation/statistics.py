@@ -311,3 +311,21 @@ def compare_means(
         confidence,
         _significant(p_value, confidence),
     )
+
+
+def p_value_text(p: float | None) -> str:
+    """A p-value as people read it: ``1.00``, ``0.23``, ``0.004``, ``< 0.001``; ``n/a`` when there is none."""
+    if p is None or math.isnan(p):
+        return "n/a"
+    if p < 0.001:
+        return "< 0.001"
+    if p < 0.01:
+        return f"{p:.3f}"
+    return f"{p:.2f}"
+
+
+def chance_text(p: float) -> str:
+    """``p`` as a share of the time, for a sentence: ``100 %``, ``23 %``, ``0.4 %``, ``less than 0.1 %``."""
+    if p < 0.001:
+        return "less than 0.1 %"
+    return f"{p * 100:.0f} %" if p >= 0.01 else f"{p * 100:.1f} %"

@@ -151,7 +151,7 @@ def test_the_headline_says_whether_it_paid_off() -> None:
 def test_p_values_in_words() -> None:
     conversion = sample_result().uplift[0]
     assert conversion.significant and conversion.p_value < 0.01
-    assert p_in_words(conversion).startswith(f"p = {conversion.p_value:.3g}: significant at the 95 % level (")
+    assert p_in_words(conversion).startswith(f"p = {conversion.p_value:.3f}: significant at the 95 % level (")
     even = dataclasses.replace(conversion, p_value=0.31, significant=False)
     assert p_in_words(even) == (
         "p = 0.31: not significant at the 95 % level (with no real effect, a difference this large would "
