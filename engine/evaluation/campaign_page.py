@@ -1,10 +1,9 @@
 """One static HTML page per campaign: did it pay off, every figure per group, uplift, the A/B winner, charts.
 
-:func:`write_campaign_pages` writes ``campaign-<key>.html`` for each result
-with its three PNG charts beside it (``campaign-<key>-conversion.png``,
-``-revenue.png``, ``-funnel.png``, from :mod:`engine.evaluation.campaign_charts`),
-so the charts can be reused on their own; :func:`render_campaign_page` without
-``charts`` embeds them as ``data:`` URIs instead (one self-contained page).
+:func:`write_campaign_pages` writes ``campaign-<key>.html`` for each result,
+self-contained: its three charts (conversion, revenue, funnel, from
+:mod:`engine.evaluation.campaign_charts`) are inside it as ``data:`` URIs, so
+the page survives being mailed alone.
 The template is ``engine/evaluation/templates/campaign.html.j2``, rendered by
 jinja2 with autoescaping: campaign and variant names are text, never markup.
 Every number is a figure of :class:`~engine.evaluation.figures.CampaignResult`,
@@ -329,7 +328,10 @@ def render_campaign_page(
 
 
 def write_campaign_pages(results: list[CampaignResult], folder: Path, *, currency: str) -> list[Path]:
-    """Write ``campaign-<key>.html`` and its PNG charts into ``folder`` for each result; the pages' paths.
+    """Write ``campaign-<key>.html`` into ``folder`` for each result; the pages' paths.
+
+    Each page is self-contained: its charts are inside it (``data:`` URIs), so
+    a page survives being mailed or moved alone.
 
     Example::
 
@@ -340,11 +342,6 @@ def write_campaign_pages(results: list[CampaignResult], folder: Path, *, currenc
     pages = []
     for result in results:
         stem = page_name(result.campaign)
-        charts = []
-        for chart_id, title, alt, png in chart_pngs(result, currency):
-            name = f"{stem}-{chart_id.removeprefix('chart-')}.png"
-            write_atomically(folder / name, png)
-            charts.append(Chart(chart_id, title, alt, name))
-        page = render_campaign_page(result, currency=currency, charts=charts, generated_at=generated_at)
+        page = render_campaign_page(result, currency=currency, generated_at=generated_at)
         pages.append(write_atomically(folder / f"{stem}.html", page.encode("utf-8")))
     return pages

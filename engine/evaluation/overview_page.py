@@ -1,11 +1,10 @@
 """The overview of the programme as a static HTML page, ``index.html``, linking to the campaign pages.
 
-:func:`write_overview` writes into one folder: ``index.html`` (template
-``engine/evaluation/templates/overview.html.j2``, jinja2 with autoescaping)
-and its four charts as PNG files beside it (``overview-churn.png``,
-``overview-revenue.png``, ``overview-funnel.png``, ``overview-migration.png``,
-shown by ``img`` tags with those ids), so the folder can be copied or served
-as it is. The page shows the programme indicators of the last periods over
+:func:`write_overview` writes ``index.html`` into a folder (template
+``engine/evaluation/templates/overview.html.j2``, jinja2 with autoescaping),
+self-contained: its four charts (churn, revenue, funnel, migration; ``img``
+tags with ids ``chart-churn``...) are inside it as ``data:`` URIs, so the page
+survives being mailed or moved alone. The page shows the programme indicators of the last periods over
 all customers, the current period per segment (its current members), the lifecycle funnel
 against its targets, the segment migration over the report's window and a
 link to each campaign page (``crm report html`` writes them first).
@@ -17,7 +16,7 @@ import datetime as dt
 import html
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +29,7 @@ from engine.evaluation.funnel import Funnel, lifecycle_funnel
 from engine.evaluation.indicators import IndicatorRow, ProgrammeIndicators, programme_indicators
 from engine.evaluation.migration_matrix import MigrationMatrix, segment_migration
 from engine.evaluation.programme_output import percent
-from engine.reporting import format_count, format_money, write_atomically
+from engine.reporting import format_count, format_money, png_data_uri, write_atomically
 
 if TYPE_CHECKING:
     from engine.config import Config
@@ -50,7 +49,7 @@ class CampaignLink:
 
 @dataclass(frozen=True)
 class ChartFile:
-    """One chart written beside the page."""
+    """One chart of the page: ``file`` is where the ``img`` tag reads it (a ``data:`` URI when written)."""
 
     id: str
     file: str
@@ -209,7 +208,7 @@ def write_overview(
     periods: int = 12,
     now: dt.datetime | None = None,
 ) -> Path:
-    """Write ``folder``/index.html and its charts; return the page's path.
+    """Write ``folder``/index.html, its charts inside it (``data:`` URIs); return the page's path.
 
     Example::
 
@@ -218,8 +217,5 @@ def write_overview(
     """
     folder.mkdir(parents=True, exist_ok=True)
     overview = build_overview(engine, config, folder, campaign_pages, periods=periods, now=now)
-    files = []
-    for chart, png in _charts(overview):
-        write_atomically(folder / chart.file, png)
-        files.append(chart)
+    files = [replace(chart, file=png_data_uri(png)) for chart, png in _charts(overview)]
     return write_atomically(folder / INDEX, render_overview(overview, files).encode("utf-8"))
