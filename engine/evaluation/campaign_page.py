@@ -237,7 +237,11 @@ FIGURES: tuple[tuple[str, str, Callable[[GroupFigures], Any]], ...] = (
 
 def _figure_rows(result: CampaignResult) -> list[FigureRow]:
     groups = _groups(result)
-    return [FigureRow(key, label, [str(value(g)) for g in groups]) for key, label, value in FIGURES]
+    return [
+        FigureRow(key, label, [str(value(g)) for g in groups])
+        for key, label, value in FIGURES
+        if result.shows(key)
+    ]
 
 
 def confidence_of(result: CampaignResult) -> float:

@@ -159,6 +159,7 @@ def _result(key: str, campaign: CampaignFile | None, data: _Figures, confidence:
         variants=arms if named else [],
         uplift=uplift(treated, control, goal_metric, confidence),
         as_of=data.now,
+        channels=tuple(dict.fromkeys(step.channel for step in campaign.campaign.steps)) if campaign else (),
     )
     last = data.last_runs.get(key)
     if last is not None:

@@ -109,6 +109,7 @@ class CampaignResult:
     incremental_margin: Decimal | None = None
     incremental_roi: Decimal | None = None
     winner: Winner | None = None
+    channels: tuple[str, ...] = ()  # the channels of its steps (empty: not known, every row shown)
     as_of: dt.datetime | None = None  # the time the report is as of
     window_closes_at: dt.datetime | None = None  # the latest run's goal window ends then
 
@@ -128,6 +129,17 @@ class CampaignResult:
             return self.window_days
         started = self.window_closes_at - dt.timedelta(days=self.window_days)
         return max(0, min(self.window_days, (self.as_of - started).days))
+
+    def shows(self, figure: str) -> bool:
+        """Whether ``figure`` means something for the campaign's channels: opens for email, clicks for
+        email and SMS links; a call or a letter is neither opened nor clicked."""
+        if not self.channels:
+            return True
+        if figure == "opened":
+            return "email" in self.channels
+        if figure == "clicked":
+            return bool({"email", "sms"} & set(self.channels))
+        return True
 
     def window_note(self) -> str | None:
         """``window open until DATE: N of M days observed`` while it is open, else None."""

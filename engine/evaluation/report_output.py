@@ -201,17 +201,25 @@ def campaign_tables(results: Sequence[CampaignResult], currency: str) -> list[Re
         note = result.window_note()
         if note is not None:
             shown.append(f"[yellow]{note}[/]: the figures below are as far as it goes")
-        contacts = _table(
-            "", ("group", "audience", "sent", "deliv.", "failed", "opened", "clicked", "resp.", "conv.")
+        if result.uplift and result.control.audience:  # the headline: what the campaign added over control
+            shown.append(
+                f"[bold]incremental[/] (over control): revenue {_amount(result.incremental_revenue)}, margin"
+                f" {_amount(result.incremental_margin)}, ROI"
+                f" {_rate(float(result.incremental_roi)) if result.incremental_roi is not None else 'n/a'}"
+            )
+        columns = [name for name in CONTACT_COLUMNS if result.shows(name)]
+        headers = {"delivered": "deliv.", "responded": "resp.", "converted": "conv."}
+        contacts = _table("", ("group", *(headers.get(name, name) for name in columns)))
+        money = _table(
+            "", ("group", "conv. rate", "revenue", "margin", "cost", "per resp.", "ROI of all\nattributed")
         )
-        money = _table("", ("group", "conv. rate", "revenue", "margin", "cost", "per resp.", "ROI"))
         for kind, group in _groups(result):
             if kind == "control" and not group.audience:
                 continue  # no control group
             style = "bold" if kind == "treated" else None
             contacts.add_row(
                 _label(kind, group),
-                *(f"{getattr(group, name):,}" for name in CONTACT_COLUMNS),
+                *(f"{getattr(group, name):,}" for name in columns),
                 style=style,
             )
             money.add_row(
@@ -234,11 +242,6 @@ def campaign_tables(results: Sequence[CampaignResult], currency: str) -> list[Re
             for comparison in result.uplift:
                 uplift.add_row(*_uplift_row(comparison))
             shown.append(uplift)
-            shown.append(
-                f"incremental revenue {_amount(result.incremental_revenue)}, incremental margin"
-                f" {_amount(result.incremental_margin)}, incremental ROI"
-                f" {_rate(float(result.incremental_roi)) if result.incremental_roi is not None else 'n/a'}"
-            )
         else:
             shown.append("no control group: no uplift")
         if result.winner is not None and note is None:
