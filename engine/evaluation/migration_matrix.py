@@ -106,6 +106,20 @@ def _place_at(instant: dt.datetime, order: Sequence[str], name: str) -> Any:
     )
 
 
+def history_start(engine: Engine) -> dt.datetime | None:
+    """When segment history begins: the earliest entry on record (None before the first refresh).
+
+    A migration from before it would find every customer in no segment, as if
+    they had all just arrived.
+    """
+    with engine.connect() as connection:
+        first = connection.execute(select(func.min(MEMBERSHIP.c.entered_at))).scalar()
+    if first is None:
+        return None
+    moment = dt.datetime.fromisoformat(first) if isinstance(first, str) else first
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
 def segment_migration(
     engine: Engine,
     config: Config,

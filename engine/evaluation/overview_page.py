@@ -27,7 +27,7 @@ from engine.clock import utcnow
 from engine.evaluation import programme_charts as charts
 from engine.evaluation.funnel import Funnel, lifecycle_funnel
 from engine.evaluation.indicators import IndicatorRow, ProgrammeIndicators, programme_indicators
-from engine.evaluation.migration_matrix import MigrationMatrix, segment_migration
+from engine.evaluation.migration_matrix import MigrationMatrix, history_start, segment_migration
 from engine.evaluation.programme_output import percent
 from engine.reporting import format_count, format_money, png_data_uri, write_atomically
 
@@ -121,6 +121,10 @@ def build_overview(
         by_segment = programme_indicators(engine, config, periods=1, by_segment=True, now=now)
         segment_period = by_segment.periods[-1].label
     start = migration_from or indicators.periods[0].start_at
+    if migration_from is None:  # from a time segment history covers, not before its first refresh
+        covered = history_start(engine)
+        if covered is not None and covered > start:
+            start = covered
     return Overview(
         indicators=indicators,
         by_segment=by_segment,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, PercentFormatter
@@ -40,10 +41,24 @@ def _groups(report: ProgrammeIndicators) -> list[tuple[str, list[IndicatorRow]]]
 
 
 def _periods(axis: Axes, report: ProgrammeIndicators) -> None:
-    labels = [p.label + ("*" if p.partial else "") for p in report.periods]
+    labels = [p.label + (" (to date)" if p.partial else "") for p in report.periods]
     axis.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 6 else 0, ha="right")
     axis.grid(axis="y", linestyle=":", alpha=0.6)
     axis.set_axisbelow(True)
+
+
+def _line(axis: Axes, rows: Sequence[IndicatorRow], values: list[float], **style: Any) -> None:
+    """A line over the complete periods; a period still running (to date) is a hollow marker of its own.
+
+    A partial period is not joined to the line: half a month of churn is not a fall in churn.
+    """
+    complete = [n for n, row in enumerate(rows) if not row.period.partial]
+    line = axis.plot(complete, [values[n] for n in complete], **style)
+    colour = line[0].get_color()
+    for n, row in enumerate(rows):
+        if row.period.partial:
+            axis.plot([n], [values[n]], linestyle="none", marker=style.get("marker", "o"),
+                      markerfacecolor="white", markeredgecolor=colour, color=colour)  # fmt: skip
 
 
 def churn_chart(report: ProgrammeIndicators) -> bytes:
@@ -55,7 +70,7 @@ def churn_chart(report: ProgrammeIndicators) -> bytes:
         empty_chart(axis, title, "No customers active at the start of any period")
         return png_bytes(figure, legend_columns=4)
     for name, rows in groups:
-        axis.plot(range(len(rows)), [_value(row.churn_rate) for row in rows], marker="o", label=name)
+        _line(axis, rows, [_value(row.churn_rate) for row in rows], marker="o", label=name)
     axis.yaxis.set_major_formatter(PercentFormatter(1.0))
     axis.set_ylim(bottom=0)
     axis.set_title(title)
@@ -71,13 +86,10 @@ def revenue_chart(report: ProgrammeIndicators) -> bytes:
     if not any(row.buyers for row in rows):
         empty_chart(axis, title, "No purchases in these periods")
         return png_bytes(figure, legend_columns=4)
-    positions = range(len(rows))
-    axis.plot(
-        positions, [_value(r.revenue_per_customer) for r in rows], marker="o", color=ACTUAL, label="Revenue"
+    _line(
+        axis, rows, [_value(r.revenue_per_customer) for r in rows], marker="o", color=ACTUAL, label="Revenue"
     )
-    axis.plot(
-        positions, [_value(r.profit_per_customer) for r in rows], marker="s", color=PROFIT, label="Profit"
-    )
+    _line(axis, rows, [_value(r.profit_per_customer) for r in rows], marker="s", color=PROFIT, label="Profit")
     axis.axhline(0, color="#333333", linewidth=0.8)
     axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
     axis.set_title(title)
