@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session
@@ -33,6 +33,9 @@ from engine.sql import (
     sqlite_file,
     watch_faults,
 )
+
+SCHEMA_REVISION = "0010"
+"""The migration this version of the engine works with (engine/db/migrations; a test keeps them equal)."""
 
 
 def normalise_url(url: str) -> str:
@@ -124,6 +127,18 @@ def require_schema(engine: Engine) -> None:
     check_connection(engine)
     if not inspect(engine).has_table("customer"):
         raise DatabaseError(f"no crm-engine schema in {_where(engine)}: run `crm init` first")
+    with engine.connect() as connection:
+        revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    if revision is None or str(revision) < SCHEMA_REVISION:
+        raise DatabaseError(
+            f"the schema of {_where(engine)} is at revision {revision or 'none'}; this version of crm-engine "
+            f"needs {SCHEMA_REVISION}: run `crm init` to upgrade it (your data is kept)"
+        )
+    if str(revision) > SCHEMA_REVISION:
+        raise DatabaseError(
+            f"the schema of {_where(engine)} is at revision {revision}, newer than this version of "
+            f"crm-engine knows ({SCHEMA_REVISION}): upgrade crm-engine"
+        )
 
 
 @contextmanager
