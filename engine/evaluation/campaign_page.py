@@ -235,7 +235,7 @@ FIGURES: tuple[tuple[str, str, Callable[[GroupFigures], Any]], ...] = (
 )
 
 
-def _figure_rows(result: CampaignResult) -> list[FigureRow]:
+def figure_rows(result: CampaignResult) -> list[FigureRow]:
     groups = _groups(result)
     return [
         FigureRow(key, label, [str(value(g)) for g in groups])
@@ -292,7 +292,7 @@ def _context(
         "control_share": _percent(control / reached if reached else None),
         "goal": METRIC_NAMES.get(GOAL_METRICS.get(result.goal_metric, ""), result.goal_metric),
         "columns": [group_label(result, g) for g in groups],
-        "figure_rows": _figure_rows(result),
+        "figure_rows": figure_rows(result),
         "uplift_rows": _uplift_rows(result, currency),
         "winner": result.winner,
         "winner_p": None

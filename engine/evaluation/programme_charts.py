@@ -47,7 +47,7 @@ def _periods(axis: Axes, report: ProgrammeIndicators) -> None:
     axis.set_axisbelow(True)
 
 
-def _line(axis: Axes, rows: Sequence[IndicatorRow], values: list[float], **style: Any) -> None:
+def period_line(axis: Axes, rows: Sequence[IndicatorRow], values: list[float], **style: Any) -> None:
     """A line over the complete periods; a period still running (to date) is a hollow marker of its own.
 
     A partial period is not joined to the line: half a month of churn is not a fall in churn.
@@ -70,7 +70,7 @@ def churn_chart(report: ProgrammeIndicators) -> bytes:
         empty_chart(axis, title, "No customers active at the start of any period")
         return png_bytes(figure, legend_columns=4)
     for name, rows in groups:
-        _line(axis, rows, [_value(row.churn_rate) for row in rows], marker="o", label=name)
+        period_line(axis, rows, [_value(row.churn_rate) for row in rows], marker="o", label=name)
     axis.yaxis.set_major_formatter(PercentFormatter(1.0))
     axis.set_ylim(bottom=0)
     axis.set_title(title)
@@ -86,10 +86,12 @@ def revenue_chart(report: ProgrammeIndicators) -> bytes:
     if not any(row.buyers for row in rows):
         empty_chart(axis, title, "No purchases in these periods")
         return png_bytes(figure, legend_columns=4)
-    _line(
+    period_line(
         axis, rows, [_value(r.revenue_per_customer) for r in rows], marker="o", color=ACTUAL, label="Revenue"
     )
-    _line(axis, rows, [_value(r.profit_per_customer) for r in rows], marker="s", color=PROFIT, label="Profit")
+    period_line(
+        axis, rows, [_value(r.profit_per_customer) for r in rows], marker="s", color=PROFIT, label="Profit"
+    )
     axis.axhline(0, color="#333333", linewidth=0.8)
     axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
     axis.set_title(title)

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from engine.config.checked import load_config
 from engine.evaluation.migration_matrix import history_start
-from engine.evaluation.programme_charts import _line
+from engine.evaluation.programme_charts import period_line
 from engine.segments.membership import refresh_segments
 from tests.factories import add_customer
 
@@ -24,7 +24,7 @@ def _rows(*partial: bool) -> list[SimpleNamespace]:
 
 def test_a_period_to_date_is_a_point_of_its_own_not_a_change() -> None:
     axis = Figure().add_subplot()
-    _line(axis, _rows(False, False, False, True), [0.10, 0.12, 0.11, 0.02], marker="o", label="all")  # type: ignore[arg-type]
+    period_line(axis, _rows(False, False, False, True), [0.10, 0.12, 0.11, 0.02], marker="o", label="all")  # type: ignore[arg-type]
     joined, alone = axis.lines
     assert list(joined.get_xdata()) == [0, 1, 2] and list(joined.get_ydata()) == [0.10, 0.12, 0.11]
     assert list(alone.get_xdata()) == [3] and alone.get_linestyle() == "None"

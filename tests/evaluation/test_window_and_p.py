@@ -87,14 +87,14 @@ def test_no_p_value() -> None:
 def test_a_call_campaign_has_no_opened_or_clicked_rows() -> None:
     from dataclasses import replace
 
-    from engine.evaluation.campaign_page import _figure_rows
+    from engine.evaluation.campaign_page import figure_rows
     from engine.evaluation.report_output import campaign_tables
 
     calls = replace(_result(None), channels=("call",))
-    rows = {row.id for row in _figure_rows(calls)}
+    rows = {row.id for row in figure_rows(calls)}
     assert "opened" not in rows and "clicked" not in rows and "responded" in rows
     email = replace(_result(None), channels=("email", "call"))
-    assert {"opened", "clicked"} <= {row.id for row in _figure_rows(email)}
+    assert {"opened", "clicked"} <= {row.id for row in figure_rows(email)}
     sms = replace(_result(None), channels=("sms",))
     assert sms.shows("clicked") and not sms.shows("opened")
     tables = campaign_tables([calls], "RUB")
