@@ -22,6 +22,18 @@ the customers an account with a tier, all outside the timed part. Then:
     and indexes, no foreign keys. The ratio baseline / accrual is printed
     (goal >= 0.3: the accrual at most about 3.3 times a bare insert of
     what it writes).
+(c) refunds of 3 % of the purchases, imported after the accrual (not
+    timed: the refund rows, and 500 redemptions of half the points of
+    members whose orders are refunded, so some refunds find their points
+    spent): every 33rd purchase is refunded, a sixth of them in two refunds
+    of 30 %, half the others whole, the rest by half. Then the daily jobs
+    run (activation, expiry: not timed), as every night before an import;
+    ``--fresh`` leaves them out, so each refund first brings its account up
+    to date (expiring the lots the accrual made past their date).
+    ``refund_imported`` is timed like (a), without tracemalloc.
+(d) the baseline of (c), in the same run: the operations and entries (c)
+    wrote, written again with ``executemany`` as in (b). The ratio
+    baseline / refunds is printed (goal >= 0.3).
 
 Usage::
 
@@ -45,6 +57,7 @@ import time
 import tracemalloc
 from collections import defaultdict
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +80,11 @@ from segments import (  # noqa: E402  (segments.py also puts the checkout on sys
 from engine.config.checked import load_config  # noqa: E402
 from engine.db.engines import make_engine  # noqa: E402
 from engine.db.schema import upgrade  # noqa: E402
-from engine.loyalty.batch.accrual import accrue_purchases  # noqa: E402
+from engine.errors import LoyaltyError  # noqa: E402
+from engine.loyalty.batch import accrue_purchases, activate_due, expire_due, refund_imported  # noqa: E402
+from engine.loyalty.ledger import redeem  # noqa: E402
 from engine.loyalty.programme.definition import Programme  # noqa: E402
-from engine.models import LoyaltyEntry, LoyaltyLot, LoyaltyOperation  # noqa: E402
+from engine.models import PURCHASE, LoyaltyEntry, LoyaltyLot, LoyaltyOperation  # noqa: E402
 
 GOAL = 0.3
 BATCH = 1_000_000  # rows per generating INSERT ... SELECT
@@ -225,8 +240,8 @@ def plain_copies(connection: Connection) -> dict[str, Table]:
     return copies
 
 
-def baseline(engine: Engine, chunk: int) -> float:
-    """(b): the seconds of an executemany of the rows the accrual wrote, into plain copies."""
+def baseline(engine: Engine, chunk: int, first: int = 1, label: str = "(b)") -> float:
+    """(b), (d): the seconds of an executemany of the rows written from operation ``first`` on."""
     postgresql = engine.dialect.name == "postgresql"
     with engine.begin() as connection:
         copies = plain_copies(connection)
@@ -236,7 +251,7 @@ def baseline(engine: Engine, chunk: int) -> float:
         assert driver is not None
         reader = driver.cursor()
         last = reader.execute("SELECT max(id) FROM loyalty_operation").fetchone()[0] or 0
-        for start in range(1, last + 1, chunk):
+        for start in range(first, last + 1, chunk):
             batches = []
             for name, table in TABLES.items():
                 key = "id" if name == "loyalty_operation" else "operation_id"
@@ -265,7 +280,80 @@ def baseline(engine: Engine, chunk: int) -> float:
     with engine.begin() as connection:
         for copy in copies.values():
             copy.drop(connection)
-    print(f"(b) baseline: executemany of the same {rows:,} rows: {seconds:.2f} s")
+    print(f"{label} baseline: executemany of the same {rows:,} rows: {seconds:.2f} s")
+    return seconds
+
+
+def refund_rows(engine: Engine, programme: Programme, now: dt.datetime) -> list[int]:
+    """Refund rows for 3 % of the purchases, and spends on some of their accounts (not timed)."""
+    started = time.perf_counter()
+    with engine.connect() as connection:
+        orders = connection.execute(
+            PURCHASE.select()
+            .with_only_columns(PURCHASE.c.id, PURCHASE.c.external_id, PURCHASE.c.customer_id,
+                               PURCHASE.c.ordered_at, PURCHASE.c.amount)
+            .where(PURCHASE.c.id % 33 == 0, PURCHASE.c.refund_of_id.is_(None))
+            .order_by(PURCHASE.c.id)
+        ).all()  # fmt: skip
+    rows = []
+    for n, order in enumerate(orders):
+        parts = [Decimal("0.3"), Decimal("0.3")] if n % 6 == 0 else [Decimal(1) if n % 2 else Decimal("0.5")]
+        for k, part in enumerate(parts):
+            rows.append(
+                {
+                    "external_id": f"R{k}-{order.external_id}",
+                    "customer_id": order.customer_id,
+                    "ordered_at": min(order.ordered_at + dt.timedelta(days=1 + k), now),
+                    "amount": -(order.amount * part).quantize(Decimal("0.01")),
+                    "currency": "RUB",
+                    "quantity": Decimal(1),
+                    "refund_of_id": order.id,
+                    "created_at": now,
+                }
+            )
+    with engine.begin() as connection:
+        connection.execute(PURCHASE.insert(), rows)
+        ids = list(
+            connection.execute(
+                PURCHASE.select()
+                .with_only_columns(PURCHASE.c.id)
+                .where(PURCHASE.c.refund_of_id.is_not(None))
+                .order_by(PURCHASE.c.ordered_at, PURCHASE.c.id)
+            ).scalars()
+        )
+    spenders = sorted({order.customer_id for order in orders[::7]})[:500]
+    spent = 0
+    for customer in spenders:
+        with engine.connect() as connection:
+            available = connection.exec_driver_sql(
+                f"SELECT available FROM loyalty_account WHERE customer_id = {customer}"
+            ).scalar()
+        if not available or available < 2:
+            continue
+        try:  # what is cached may have expired since: the command settles first
+            redeem(engine, programme, key=f"bench-spend-{customer}", customer=customer,
+                   points=available // 2, now=now)  # fmt: skip
+            spent += 1
+        except LoyaltyError:
+            continue
+    print(
+        f"(c) {len(rows):,} refund rows of {len(orders):,} orders, {spent} members spent half their points "
+        f"(not timed: {time.perf_counter() - started:.1f} s)"
+    )
+    return ids
+
+
+def refunds(engine: Engine, programme: Programme, ids: list[int], now: dt.datetime) -> float:
+    """(c): the seconds of ``refund_imported`` (and what it did, printed)."""
+    with statement_times(engine) as times:
+        # not under tracemalloc: it slows the Python part (a copy of the chunk's accounts) six times
+        started = time.perf_counter()
+        applied = refund_imported(engine, programme, ids, now)
+        seconds = time.perf_counter() - started
+    print(f"(c) refund_imported: {seconds:.2f} s, {applied:,} refunds applied")
+    print("    statements (total seconds, count):")
+    for label, runs in sorted(times.items(), key=lambda item: -sum(item[1]))[:8]:
+        print(f"      {sum(runs):8.2f} s {len(runs):5d}x  {label}")
     return seconds
 
 
@@ -280,7 +368,8 @@ def run(args: argparse.Namespace) -> None:
         print(f"database: {engine.url.render_as_string(hide_password=True)} ({engine.dialect.name})")
         print(f"size: {customers:,} customers, {args.purchases:,} purchases; chunk {args.chunk:,}")
         upgrade(engine)
-        with engine.connect() as connection:
+        with engine.begin() as connection:  # a kept database: the refunds of the last run go first
+            connection.exec_driver_sql("DELETE FROM purchase WHERE refund_of_id IS NOT NULL")
             have = connection.exec_driver_sql("SELECT count(*) FROM purchase").scalar_one()
         if have == 0:
             seconds = generate(engine, customers, args.purchases, int(now.timestamp()))
@@ -296,6 +385,22 @@ def run(args: argparse.Namespace) -> None:
             f"ratio baseline / accrual: {base_seconds:.2f} / {accrual_seconds:.2f} = {ratio:.2f} "
             f"(goal >= {GOAL}): {verdict}"
         )
+        if not args.no_refunds:
+            later = now + dt.timedelta(hours=1)
+            ids = refund_rows(engine, programme, later)
+            if not args.fresh:  # the night's jobs first, as the scheduler runs them (not timed)
+                activate_due(engine, programme, now=later)
+                expire_due(engine, programme, now=later)
+            with engine.connect() as connection:
+                first = connection.exec_driver_sql("SELECT max(id) FROM loyalty_operation").scalar_one() + 1
+            refund_seconds = refunds(engine, programme, ids, later)
+            base_seconds = baseline(engine, args.chunk, first, "(d)")
+            ratio = base_seconds / refund_seconds
+            verdict = "ok" if ratio >= GOAL else "missed"
+            print(
+                f"ratio baseline / refunds: {base_seconds:.2f} / {refund_seconds:.2f} = {ratio:.2f} "
+                f"(goal >= {GOAL}): {verdict}"
+            )
         engine.dispose()
 
 
@@ -304,6 +409,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--purchases", type=int, default=1_000_000)
     parser.add_argument("--customers", type=int, help="default: a fifth of --purchases")
     parser.add_argument("--chunk", type=int, default=50_000, help="purchase ids per accrual transaction")
+    parser.add_argument("--no-refunds", action="store_true", help="the accrual only: no (c) and (d)")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="(c) without the daily jobs before it: each refund first expires its account's lots past date",
+    )
     args = parser.parse_args(argv)
     if args.database_url and args.postgresql is not None:
         parser.error("give --database-url or --postgresql, not both")

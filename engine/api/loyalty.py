@@ -3,18 +3,21 @@
 Each route calls the ledger function of the same name
 (:mod:`engine.loyalty.ledger.earning`, :mod:`~engine.loyalty.ledger.redemption`,
 :mod:`~engine.loyalty.ledger.refunds`, :mod:`~engine.loyalty.ledger.statement`), as
-``crm loyalty`` does. Commands take the ``Idempotency-Key`` header as the
+``crm loyalty`` does. The routes are coroutines that hand the ledger call (which
+blocks on the database) to the thread pool in one hop; a plain ``def`` route
+would cost FastAPI a second hop to check the answer. Commands take the ``Idempotency-Key`` header as the
 ledger operation's key (:mod:`engine.api.idempotency`); a refused command
 posts nothing and answers 4xx (:mod:`engine.api.errors`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from engine.api.auth import require_scope
 from engine.api.customer_ref import find_customer
@@ -82,7 +85,9 @@ CustomerPath = Annotated[
 ]
 
 
-def _command(path: str, summary: str) -> Callable[[Callable[..., ReceiptOut]], Callable[..., ReceiptOut]]:
+def _command(
+    path: str, summary: str
+) -> Callable[[Callable[..., Awaitable[ReceiptOut]]], Callable[..., Awaitable[ReceiptOut]]]:
     """A route that changes the ledger: 201, or 200 for a replay; it takes the Idempotency-Key."""
     return router.post(
         path,
@@ -115,13 +120,18 @@ def _for_customer(engine: Engine, ref: str, call: Callable[[int | str], T]) -> T
     return call(found.ledger)
 
 
+async def _blocking(call: Callable[[], T]) -> T:
+    """``call()`` (ledger work that waits on the database) in the thread pool, off the event loop."""
+    return await run_in_threadpool(call)
+
+
 def _answer(response: Response, receipt: Receipt) -> ReceiptOut:
     mark_replay(response, receipt.replayed)
     return ReceiptOut.of(receipt)
 
 
 @_command("/earn", "Points for a purchase or an event")
-def earn_route(
+async def earn_route(
     programme: ProgrammeName, body: EarnRequest, key: Key, request: Request, response: Response
 ) -> ReceiptOut:
     """Points by the programme's earn rules for a purchase (``order``, ``amount``...) or an ``event``.
@@ -133,8 +143,10 @@ def earn_route(
     engine, chosen = _context(request, programme)
     event, order, amount = body.event, body.order, body.amount
     if event is not None:
-        receipt = _for_customer(
-            engine, body.customer, lambda c: earn_event(engine, chosen, key=key, customer=c, event=event)
+        receipt = await _blocking(
+            lambda: _for_customer(
+                engine, body.customer, lambda c: earn_event(engine, chosen, key=key, customer=c, event=event)
+            )
         )
         return _answer(response, receipt)
     assert order is not None and amount is not None
@@ -144,27 +156,29 @@ def earn_route(
             "invalid_idempotency_key",
             f"for a purchase the Idempotency-Key is the order id ({order!r}), got {key!r}",
         )
-    receipt = _for_customer(
-        engine,
-        body.customer,
-        lambda c: earn_purchase(
+    receipt = await _blocking(
+        lambda: _for_customer(
             engine,
-            chosen,
-            order=order,
-            customer=c,
-            amount=amount,
-            ordered_at=body.occurred_at,
-            category=body.category,
-            sku=body.sku,
-            quantity=body.quantity,
-            source=body.source,
-        ),
+            body.customer,
+            lambda c: earn_purchase(
+                engine,
+                chosen,
+                order=order,
+                customer=c,
+                amount=amount,
+                ordered_at=body.occurred_at,
+                category=body.category,
+                sku=body.sku,
+                quantity=body.quantity,
+                source=body.source,
+            ),
+        )
     )
     return _answer(response, receipt)
 
 
 @_command("/redeem", "Spend points, at once or as a hold")
-def redeem_route(
+async def redeem_route(
     programme: ProgrammeName, body: RedeemRequest, key: Key, request: Request, response: Response
 ) -> ReceiptOut:
     """Spend ``points`` or a ``reward``; with ``hold: true`` only reserve them (then capture or void).
@@ -173,50 +187,53 @@ def redeem_route(
     ``insufficient_points`` and posts nothing.
     """
     engine, chosen = _context(request, programme)
-    receipt = _for_customer(
-        engine,
-        body.customer,
-        lambda c: redeem(
+    receipt = await _blocking(
+        lambda: _for_customer(
             engine,
-            chosen,
-            key=key,
-            customer=c,
-            points=body.points,
-            reward=body.reward,
-            order=body.order,
-            order_amount=body.order_amount,
-            partner=body.partner,
-            hold=body.hold,
-        ),
+            body.customer,
+            lambda c: redeem(
+                engine,
+                chosen,
+                key=key,
+                customer=c,
+                points=body.points,
+                reward=body.reward,
+                order=body.order,
+                order_amount=body.order_amount,
+                partner=body.partner,
+                hold=body.hold,
+            ),
+        )
     )
     return _answer(response, receipt)
 
 
 @_command("/holds/{hold:path}/capture", "Spend the points of a hold")
-def capture_route(
+async def capture_route(
     programme: ProgrammeName, hold: HoldKey, key: Key, request: Request, response: Response
 ) -> ReceiptOut:
     """Spend the points a hold reserved, before its timeout (409 ``hold_closed`` after it)."""
     engine, chosen = _context(request, programme)
-    return _answer(response, capture(engine, chosen, key=key, hold_key=hold))
+    return _answer(response, await _blocking(lambda: capture(engine, chosen, key=key, hold_key=hold)))
 
 
 @_command("/holds/{hold:path}/void", "Release the points of a hold")
-def void_route(
+async def void_route(
     programme: ProgrammeName, hold: HoldKey, key: Key, request: Request, response: Response
 ) -> ReceiptOut:
     """Give back the points a hold reserved."""
     engine, chosen = _context(request, programme)
-    return _answer(response, void(engine, chosen, key=key, hold_key=hold))
+    return _answer(response, await _blocking(lambda: void(engine, chosen, key=key, hold_key=hold)))
 
 
 @_command("/refund", "Refund an order, fully or partly")
-def refund_route(
+async def refund_route(
     programme: ProgrammeName, body: RefundRequest, key: Key, request: Request, response: Response
 ) -> ReceiptOut:
     """The order's earned points go back pro rata; points spent on it come back pro rata."""
     engine, chosen = _context(request, programme)
-    return _answer(response, refund(engine, chosen, key=key, order=body.order, amount=body.amount))
+    receipt = await _blocking(lambda: refund(engine, chosen, key=key, order=body.order, amount=body.amount))
+    return _answer(response, receipt)
 
 
 @router.get(
@@ -225,10 +242,11 @@ def refund_route(
     responses=READS,
     summary="A member's points",
 )
-def balance_route(programme: ProgrammeName, customer: CustomerPath, request: Request) -> BalanceOut:
+async def balance_route(programme: ProgrammeName, customer: CustomerPath, request: Request) -> BalanceOut:
     """Available, pending, held and owed points, their value, tier, discount, lots by expiry, open holds."""
     engine, chosen = _context(request, programme)
-    return BalanceOut.of(_for_customer(engine, customer, lambda c: balance(engine, chosen, c)))
+    found = await _blocking(lambda: _for_customer(engine, customer, lambda c: balance(engine, chosen, c)))
+    return BalanceOut.of(found)
 
 
 @router.get(
@@ -237,7 +255,7 @@ def balance_route(programme: ProgrammeName, customer: CustomerPath, request: Req
     responses=READS,
     summary="A member's entries",
 )
-def statement_route(
+async def statement_route(
     programme: ProgrammeName,
     customer: CustomerPath,
     request: Request,
@@ -246,5 +264,9 @@ def statement_route(
 ) -> StatementOut:
     """Every entry of the member's account in ``[since, until)``, explained, with the running balance."""
     engine, chosen = _context(request, programme)
-    found = _for_customer(engine, customer, lambda c: statement(engine, chosen, c, since=since, until=until))
+    found = await _blocking(
+        lambda: _for_customer(
+            engine, customer, lambda c: statement(engine, chosen, c, since=since, until=until)
+        )
+    )
     return StatementOut.of(found)

@@ -11,6 +11,16 @@ expiry expire), then lets the command check what it needs under the lock
 and post, then repays debts from new points (:func:`repay_debts`). A refused
 command posts nothing.
 
+The till's path is a few statements: one locks the account and reads its
+buckets and its customer's label (:func:`~engine.loyalty.ledger.account_lock.lock_member`),
+one reads its lots with points (what is due, what can be spent), one looks the
+key up and inserts the operation (``INSERT ... ON CONFLICT DO NOTHING``), the
+command's entries and bucket moves follow, and the receipt is built from the
+locked row plus what the transaction posted (:func:`~engine.loyalty.ledger.posting.start_tally`),
+never read back. Anything unusual (no account yet, a merged account, lots due
+for activation or expiry) takes the general path: create, follow merges, lock
+in id order, replay a known key before settling.
+
 The commands themselves: :mod:`~engine.loyalty.ledger.earning`,
 :mod:`~engine.loyalty.ledger.redemption`, :mod:`~engine.loyalty.ledger.refunds`,
 :mod:`~engine.loyalty.ledger.member_moves`.
@@ -33,7 +43,7 @@ from engine.errors import (
     IdempotencyConflictError,
     LoyaltyError,
 )
-from engine.loyalty.ledger.account_lock import lock_accounts
+from engine.loyalty.ledger.account_lock import lock_account, lock_accounts, lock_member
 from engine.loyalty.ledger.posting import (
     Posting,
     account_row,
@@ -44,13 +54,17 @@ from engine.loyalty.ledger.posting import (
     earn_entry_of,
     ensure_account,
     find_operation,
+    lots_with_points,
     pending_part,
     request_hash,
+    spendable,
     spendable_lots,
+    start_tally,
+    stop_tally,
     surviving_account,
 )
 from engine.loyalty.programme import Programme
-from engine.models import ACTIVATE, AVAILABLE, DEBT, ENTRY, EXPIRE, LOT, PENDING, REPAY
+from engine.models import ACTIVATE, AVAILABLE, BUCKETS, DEBT, ENTRY, EXPIRE, LOT, OPERATION, PENDING, REPAY
 
 CENT = Decimal("0.01")
 
@@ -80,11 +94,21 @@ class Receipt:
 
 @dataclass
 class Context:
-    """A command being written: its posting, the programme, and the accounts it locked."""
+    """A command being written: its posting, the programme, and the accounts it locked.
+
+    ``locked`` holds each account's row as read under the lock (before the command posted);
+    :meth:`buckets` adds what the transaction has posted since, :meth:`spendable` gives the
+    lots it can spend, read once per command.
+    """
 
     posting: Posting
     programme: Programme
     accounts: list[int]
+    locked: dict[int, Row[Any]] = field(default_factory=dict)
+    tally: dict[int, dict[str, int]] = field(default_factory=dict)
+    lots: dict[int, list[Row[Any]]] = field(default_factory=dict)
+    finishing: dict[str, Any] = field(default_factory=dict)  # columns of the operation known only at the end
+    finished_here: bool = True  # run_command finishes the posting (a sub-command's is not finished)
 
     @property
     def connection(self) -> Connection:
@@ -95,6 +119,34 @@ class Context:
     def now(self) -> dt.datetime:
         """The time the command is posted at."""
         return self.posting.now
+
+    def set_operation(self, **columns: Any) -> None:
+        """Set ``columns`` of the command's operation: with its result when run_command stores it."""
+        if self.finished_here:
+            self.finishing.update(columns)
+        else:
+            self.connection.execute(
+                OPERATION.update().where(OPERATION.c.id == self.posting.operation_id).values(**columns)
+            )
+
+    def account(self, account_id: int) -> Row[Any]:
+        """The account's row as locked (its buckets as they were then: see :meth:`buckets`)."""
+        if account_id not in self.locked:
+            self.locked[account_id] = account_row(self.connection, account_id)
+            self.tally.pop(account_id, None)
+        return self.locked[account_id]
+
+    def buckets(self, account_id: int) -> dict[str, int]:
+        """The account's buckets now: as locked, plus what this transaction has posted since."""
+        row, moved = self.account(account_id), self.tally.get(account_id, {})
+        return {bucket: int(getattr(row, bucket)) + moved.get(bucket, 0) for bucket in BUCKETS}
+
+    def spendable(self, account_id: int) -> list[Row[Any]]:
+        """The account's spendable lots, soonest-expiring first (as :func:`spendable_lots`), as read
+        before the command posted: for a command that spends once, first."""
+        if account_id not in self.lots:
+            self.lots[account_id] = lots_with_points(self.connection, account_id)
+        return spendable(self.lots[account_id], self.now)
 
 
 Body = Callable[[Context], tuple[int, dict[str, Any]]]
@@ -157,6 +209,83 @@ def _run_locked(
     report: int,
     repay: bool,
 ) -> Receipt:
+    tally = start_tally(connection)
+    try:
+        ids, locked = _lock(connection, programme, customers, accounts, now)
+        unique = list(dict.fromkeys(ids))
+        lots = {account_id: lots_with_points(connection, account_id) for account_id in unique}
+        posting: Posting | None = None
+        operation = {
+            "programme": programme.name,
+            "key": key,
+            "command": command,
+            "request": request,
+            "config_version": programme.config_version,
+            "now": now,
+            "account_id": ids[0] if ids else None,
+            **(columns or {}),
+        }
+        due = [a for a in unique if _due(connection, locked.get(a), lots[a], a, now)]
+        if not due:  # the usual case: one statement looks the key up and inserts the operation
+            posting = Posting.start_unless_known(connection, **operation)
+        if posting is None:
+            existing = find_operation(connection, programme.name, key)
+            if existing is not None:
+                return _replay(connection, programme, existing, command, request, ids[report], locked)
+            for account_id in due:
+                settle(connection, programme, account_id, now)
+                lots[account_id] = lots_with_points(connection, account_id)
+            posting = Posting.start(connection, **operation)
+        context = Context(posting, programme, ids, locked, tally, lots)
+        points, detail = body(context)
+        posting.flush()
+        if repay:  # new points pay debts first; a refund or a spend never does
+            owing = [a for a in unique if context.buckets(a)["debt"] > 0]
+            if owing:
+                repay_debts(connection, programme, owing, now)
+        reported = ids[report]
+        after = context.buckets(reported)
+        receipt = Receipt(
+            programme=programme.name,
+            key=key,
+            command=command,
+            customer=_label(connection, locked, reported),
+            points=points,
+            available=after["available"],
+            pending=after["pending"],
+            held=after["held"],
+            debt=after["debt"],
+            detail=detail,
+        )
+        stored = asdict(receipt)
+        stored.pop("replayed")
+        posting.finish(stored, **context.finishing)
+        return receipt
+    finally:
+        stop_tally(connection)
+
+
+def _lock(
+    connection: Connection,
+    programme: Programme,
+    customers: Sequence[int | str],
+    accounts: Sequence[int],
+    now: dt.datetime,
+) -> tuple[list[int], dict[int, Row[Any]]]:
+    """Lock the accounts the command touches: their ids (in the command's order) and rows read under the lock.
+
+    One account named by its customer or its id, not merged away: one statement
+    (:func:`lock_member`, :func:`lock_account`). Otherwise the accounts are
+    created when missing, merges are followed and all are locked in id order.
+    """
+    if len(customers) + len(accounts) == 1:
+        row = (
+            lock_member(connection, programme.name, customers[0])
+            if customers
+            else lock_account(connection, accounts[0])
+        )
+        if row is not None and row.merged_into_id is None:
+            return [int(row.id)], {int(row.id): row}
     ids = [
         surviving_account(
             connection, ensure_account(connection, programme.name, customer_id_of(connection, c), now)
@@ -164,62 +293,60 @@ def _run_locked(
         for c in customers
     ]
     ids += [surviving_account(connection, account) for account in accounts]
-    lock_accounts(connection, ids)
-    existing = find_operation(connection, programme.name, key)
-    if existing is not None:
-        stored = dict(existing.result)
-        # an order that earned through `crm import purchases` has earned: the till's report of it replays that
-        imported = (
-            command == existing.command == "earn" and stored.get("detail", {}).get("source") == "accrual"
+    return ids, dict(lock_accounts(connection, ids))
+
+
+def _due(
+    connection: Connection,
+    account: Row[Any] | None,
+    lots: Sequence[Row[Any]],
+    account_id: int,
+    now: dt.datetime,
+) -> bool:
+    """True when the account has lots to activate or expire as of ``now`` (:func:`settle` is needed).
+
+    Read from its lots with points: a lot past its expiry is due; a lot out of its return window
+    can only be due while the account has pending points, and then :func:`due_lots` tells.
+    """
+    if any(lot.expires_at is not None and lot.expires_at <= now for lot in lots):
+        return True
+    if account is not None and int(account.pending) <= 0:
+        return False
+    to_activate, to_expire = due_lots(connection, account_id, now)
+    return bool(to_activate or to_expire)
+
+
+def _label(connection: Connection, locked: dict[int, Row[Any]], account_id: int) -> str:
+    row = locked.get(account_id)
+    if row is not None and "label" in row._fields:
+        return str(row.label)
+    return customer_label(connection, account_id)
+
+
+def _replay(
+    connection: Connection,
+    programme: Programme,
+    existing: Row[Any],
+    command: str,
+    request: dict[str, Any],
+    reported: int,
+    locked: dict[int, Row[Any]],
+) -> Receipt:
+    """The stored receipt of a known key: the same request replays it, another one is refused."""
+    stored = dict(existing.result)
+    # an order that earned through `crm import purchases` has earned: the till's report of it replays that
+    imported = command == existing.command == "earn" and stored.get("detail", {}).get("source") == "accrual"
+    if not imported and (
+        existing.request_hash != request_hash(command, request) or existing.command != command
+    ):
+        raise IdempotencyConflictError.command(programme.name, key=existing.key, command=existing.command)
+    if imported:
+        account = locked.get(reported) or account_row(connection, reported)
+        stored.update(
+            customer=_label(connection, locked, reported),
+            **{bucket: int(getattr(account, bucket)) for bucket in ("available", "pending", "held", "debt")},
         )
-        if not imported and (
-            existing.request_hash != request_hash(command, request) or existing.command != command
-        ):
-            raise IdempotencyConflictError.command(programme.name, key, existing.command)
-        if imported:
-            account = account_row(connection, ids[report])
-            stored.update(
-                customer=customer_label(connection, ids[report]),
-                **{
-                    bucket: int(getattr(account, bucket))
-                    for bucket in ("available", "pending", "held", "debt")
-                },
-            )
-        return Receipt.from_stored(stored)
-    for account_id in dict.fromkeys(ids):
-        settle(connection, programme, account_id, now)
-    posting = Posting.start(
-        connection,
-        programme=programme.name,
-        key=key,
-        command=command,
-        request=request,
-        config_version=programme.config_version,
-        now=now,
-        account_id=ids[0] if ids else None,
-        **(columns or {}),
-    )
-    context = Context(posting, programme, ids)
-    points, detail = body(context)
-    if repay:  # new points pay debts first; a refund or a spend never does
-        repay_debts(connection, programme, list(dict.fromkeys(ids)), now)
-    account = account_row(connection, ids[report])
-    receipt = Receipt(
-        programme=programme.name,
-        key=key,
-        command=command,
-        customer=customer_label(connection, ids[report]),
-        points=points,
-        available=int(account.available),
-        pending=int(account.pending),
-        held=int(account.held),
-        debt=int(account.debt),
-        detail=detail,
-    )
-    stored = asdict(receipt)
-    stored.pop("replayed")
-    posting.finish(stored)
-    return receipt
+    return Receipt.from_stored(stored)
 
 
 def derived_key(connection: Connection, programme: str, base: str) -> str:
@@ -353,4 +480,7 @@ def sub_context(context: Context, key: str, command: str, account_id: int) -> Co
         context.now,
         {"parent": context.posting.operation_id},
     )
-    return Context(posting, context.programme, [account_id])
+    # the same locked rows and tally as the command: both count what the transaction posted
+    return Context(
+        posting, context.programme, [account_id], context.locked, context.tally, finished_here=False
+    )

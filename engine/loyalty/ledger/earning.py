@@ -14,16 +14,17 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, select
 
 from engine.clock import utcnow
 from engine.errors import (
     LoyaltyError,
 )
 from engine.loyalty.ledger.core import Context, Receipt, effective_tier, run_command
-from engine.loyalty.ledger.posting import account_row, canonical
+from engine.loyalty.ledger.posting import NewEntry, canonical
 from engine.loyalty.programme import EARNING_SOURCES, Programme
-from engine.models import AVAILABLE, EARN, EXPIRE, LOT, OPERATION, PENDING, PURCHASE
+from engine.models import AVAILABLE, EARN, EXPIRE, LOT, PENDING, PURCHASE
+from engine.sql import insert_ignoring
 
 
 def earned_so_far(
@@ -61,25 +62,34 @@ def _new_lot_and_earn(
     programme = context.programme
     available_at = programme.available_at(earned_at)
     if points <= 0:
-        context.posting.post(account_id, EARN, AVAILABLE, 0, amount=amount, detail=detail)
+        zero = NewEntry(account_id, EARN, AVAILABLE, 0, amount=amount, detail=detail)
+        context.posting.post_many([zero], touch=True)
         return None
+    expires_at = programme.expires_at(earned_at)
     lot_id = context.posting.new_lot(
         account_id,
         points,
         source=source,
         earned_at=earned_at,
         available_at=available_at,
-        expires_at=programme.expires_at(earned_at),
+        expires_at=expires_at,
         partner=partner,
+        filled=True,
     )
     bucket = PENDING if available_at > context.now else AVAILABLE
-    entry = context.posting.post(
-        account_id, EARN, bucket, points, lot_id=lot_id, amount=amount, detail=detail
-    )
-    expires_at = programme.expires_at(earned_at)
+    earn = NewEntry(account_id, EARN, bucket, points, lot_id, amount=amount, detail=detail, moves_lot=False)
+    [entry] = context.posting.post_many([earn], touch=True)
     if expires_at is not None and expires_at <= context.now:  # a purchase reported after its points' lifetime
         context.posting.post(account_id, EXPIRE, bucket, -points, lot_id=lot_id, related_id=entry)
     return lot_id
+
+
+def _earned_so_far(context: Context, account_id: int, day: dt.date) -> tuple[int, int]:
+    """:func:`earned_so_far`, read only when the programme limits points per day or per customer."""
+    limits = context.programme.settings.limits
+    if limits.per_day is None and limits.per_customer is None:
+        return 0, 0
+    return earned_so_far(context.connection, context.programme, account_id, day)
 
 
 def earn_purchase(
@@ -124,7 +134,7 @@ def earn_purchase(
 
     def body(context: Context) -> tuple[int, dict[str, Any]]:
         connection, account_id = context.connection, context.accounts[0]
-        account = account_row(connection, account_id)
+        account = context.account(account_id)
         purchase_id = _record_purchase(connection, order, int(account.customer_id), facts, now)
         partner = source if programme.partner(source) is not None else None
         earned = programme.earn.for_purchase(
@@ -135,7 +145,7 @@ def earn_purchase(
             partner=partner,
             today=programme.local_day(now),
         )
-        today, total = earned_so_far(connection, programme, account_id, programme.local_day(ordered_at))
+        today, total = _earned_so_far(context, account_id, programme.local_day(ordered_at))
         earned = programme.earn.capped(earned, earned_today=today, earned_total=total)
         detail = {"rules": list(earned.explain), "config_version": programme.config_version}
         lot = _new_lot_and_earn(
@@ -148,12 +158,7 @@ def earn_purchase(
             partner=partner,
             detail=detail,
         )
-        connection.execute(
-            OPERATION.update()
-            .where(OPERATION.c.id == context.posting.operation_id)
-            .values(purchase_id=purchase_id)
-        )
-        context.posting.touch(account_id)
+        context.set_operation(purchase_id=purchase_id)
         return earned.points, {
             **detail,
             "lot": lot,
@@ -186,24 +191,22 @@ def _pending_until(programme: Programme, earned_at: dt.datetime, now: dt.datetim
 def _record_purchase(
     connection: Connection, order: str, customer_id: int, facts: dict[str, Any], now: dt.datetime
 ) -> int:
-    """The purchase row of ``order``, inserted when the POS reports it first."""
-    row = connection.execute(
-        select(PURCHASE.c.id, PURCHASE.c.customer_id, PURCHASE.c.amount).where(
-            PURCHASE.c.external_id == order
-        )
-    ).first()
-    if row is not None:
-        if row.customer_id != customer_id:
-            raise LoyaltyError(f"order {order!r} was recorded for another customer")
-        return int(row.id)
+    """The purchase row of ``order``, inserted when the POS reports it first (one statement then)."""
     values = {k: v for k, v in facts.items() if v is not None}
     values["source"] = values.get("source") or "loyalty"
-    purchase_id = connection.execute(
-        insert(PURCHASE)
+    inserted = connection.execute(
+        insert_ignoring(connection, PURCHASE, index_elements=["external_id"])
         .values(external_id=order, customer_id=customer_id, created_at=now, **values)
         .returning(PURCHASE.c.id)
-    ).scalar_one()
-    return int(purchase_id)
+    ).scalar()
+    if inserted is not None:
+        return int(inserted)
+    row = connection.execute(
+        select(PURCHASE.c.id, PURCHASE.c.customer_id).where(PURCHASE.c.external_id == order)
+    ).one()
+    if row.customer_id != customer_id:
+        raise LoyaltyError(f"order {order!r} was recorded for another customer")
+    return int(row.id)
 
 
 def earn_event(
@@ -222,11 +225,11 @@ def earn_event(
 
     def body(context: Context) -> tuple[int, dict[str, Any]]:
         connection, account_id = context.connection, context.accounts[0]
-        account = account_row(connection, account_id)
+        account = context.account(account_id)
         earned = programme.earn.for_event(
             connection, customer_id=int(account.customer_id), event=event, today=programme.local_day(now)
         )
-        today, total = earned_so_far(connection, programme, account_id, programme.local_day(now))
+        today, total = _earned_so_far(context, account_id, programme.local_day(now))
         earned = programme.earn.capped(earned, earned_today=today, earned_total=total)
         detail = {"event": event, "rules": list(earned.explain), "config_version": programme.config_version}
         lot = _new_lot_and_earn(
@@ -239,7 +242,6 @@ def earn_event(
             partner=None,
             detail=detail,
         )
-        context.posting.touch(account_id)
         return earned.points, {**detail, "lot": lot}
 
     return run_command(

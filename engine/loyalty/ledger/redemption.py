@@ -16,16 +16,9 @@ from engine.errors import (
     NotFoundError,
 )
 from engine.loyalty.ledger.core import CENT, Context, Receipt, run_command
-from engine.loyalty.ledger.posting import (
-    account_row,
-    draw,
-    find_operation,
-    give_back,
-    lots_of_operation,
-    spendable_lots,
-)
+from engine.loyalty.ledger.posting import NewEntry, draw, find_operation, give_back_many
 from engine.loyalty.programme import Programme
-from engine.models import CAPTURE, HELD, HOLD, OPERATION, REDEEM, VOID
+from engine.models import CAPTURE, ENTRY, HELD, HOLD, LOT, OPERATION, REDEEM, VOID
 
 
 def redeem(
@@ -72,19 +65,20 @@ def redeem(
     expires = now + programme.hold_timeout if hold else None
 
     def body(context: Context) -> tuple[int, dict[str, Any]]:
-        connection, account_id = context.connection, context.accounts[0]
-        account = account_row(connection, account_id)
-        if int(account.available) < wanted:
+        account_id = context.accounts[0]
+        available = context.buckets(account_id)["available"]
+        if available < wanted:
             raise InsufficientPointsError(
-                f"programme {programme.name!r}, customer {customer}", wanted, int(account.available)
+                f"programme {programme.name!r}, customer {customer}", wanted, available
             )
         taken = draw(
             context.posting,
             account_id,
             wanted,
             command,
-            spendable_lots(connection, account_id, now),
+            context.spendable(account_id),
             then_hold=hold,
+            touch=True,
         )
         if (
             sum(piece.points for piece in taken) != wanted
@@ -92,7 +86,6 @@ def redeem(
             raise LoyaltyError(
                 f"account {account_id}: lots do not cover the cached balance; run crm loyalty audit"
             )
-        context.posting.touch(account_id)
         value = (Decimal(wanted) * programme.point_value).quantize(CENT)
         detail: dict[str, Any] = {
             "value": str(value),
@@ -128,31 +121,44 @@ def _hold_operation(engine: Engine, programme: Programme, hold_key: str) -> Row[
 
 def close_hold(context: Context, hold: Row[Any], capture: bool) -> tuple[int, dict[str, Any]]:
     connection = context.connection
-    closing = connection.execute(select(OPERATION).where(OPERATION.c.closes_id == hold.id)).first()
-    if closing is not None:
-        raise HoldClosedError(hold.key, f"already {'captured' if closing.command == CAPTURE else 'voided'}")
+    closing = OPERATION.alias("closing")
+    closed_by = select(closing.c.command).where(closing.c.closes_id == hold.id).scalar_subquery()
+    # the hold's pieces and whether it was closed, in one read under the lock
+    rows = connection.execute(
+        select(
+            ENTRY.c.id,
+            ENTRY.c.lot_id,
+            ENTRY.c.bucket,
+            ENTRY.c.points,
+            LOT.c.available_at,
+            LOT.c.expires_at,
+            closed_by.label("closed_by"),
+        )
+        .select_from(
+            OPERATION.outerjoin(
+                ENTRY, (ENTRY.c.operation_id == OPERATION.c.id) & (ENTRY.c.kind == HOLD)
+            ).outerjoin(LOT, LOT.c.id == ENTRY.c.lot_id)
+        )
+        .where(OPERATION.c.id == hold.id)
+        .order_by(ENTRY.c.id)
+    ).all()
+    closed = rows[0].closed_by if rows else None
+    if closed is not None:
+        raise HoldClosedError(hold.key, f"already {'captured' if closed == CAPTURE else 'voided'}")
     if capture and hold.expires_at is not None and hold.expires_at <= context.now:
         raise HoldClosedError(hold.key, f"timed out at {hold.expires_at.isoformat()}")
-    pieces = lots_of_operation(connection, hold.id, HOLD)
-    total = 0
-    for piece in pieces:
-        if piece.bucket != HELD:
-            continue
-        account_id = int(hold.account_id)
-        if capture:
-            context.posting.post(
-                account_id, CAPTURE, HELD, -piece.points, lot_id=piece.lot_id, related_id=piece.id
-            )
-        else:
-            context.posting.post(
-                account_id, VOID, HELD, -piece.points, lot_id=piece.lot_id, related_id=piece.id
-            )
-            give_back(context.posting, account_id, piece.lot_id, piece.points, VOID, related_id=piece.id)
-        total += piece.points
-    connection.execute(
-        OPERATION.update().where(OPERATION.c.id == context.posting.operation_id).values(closes_id=hold.id)
+    pieces = [row for row in rows if row.id is not None and row.bucket == HELD]
+    account_id = int(hold.account_id)
+    kind = CAPTURE if capture else VOID
+    context.posting.post_many(
+        [NewEntry(account_id, kind, HELD, -p.points, p.lot_id, related_id=p.id) for p in pieces],
+        defer=not capture,
     )
-    return total, {"hold": hold.key}
+    if not capture:
+        back = [(int(p.lot_id), int(p.points), int(p.id)) for p in pieces]
+        give_back_many(context.posting, account_id, back, VOID, lots={p.lot_id: p for p in pieces})
+    context.set_operation(closes_id=hold.id)
+    return sum(piece.points for piece in pieces), {"hold": hold.key}
 
 
 def _close(

@@ -7,7 +7,7 @@ import logging
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, func, select
+from sqlalchemy import Connection, Engine, Row, bindparam, func, select
 
 from engine.clock import utcnow
 from engine.errors import (
@@ -16,14 +16,11 @@ from engine.errors import (
 )
 from engine.loyalty.ledger.core import Context, Receipt, run_command
 from engine.loyalty.ledger.posting import (
+    NewEntry,
     canonical,
     draw,
-    give_back,
-    lot_row,
-    lots_of_operation,
+    give_back_many,
     pending_lots,
-    pending_part,
-    returned_to,
     spendable_lots,
     surviving_account,
 )
@@ -132,45 +129,40 @@ def _floor(value: Decimal) -> int:
 
 
 def _claw_back(context: Context, earn: Row[Any], share: Decimal, refunded: Decimal) -> int:
-    """Take back ``share`` of what ``earn`` gave, less what earlier refunds took; returns the points."""
+    """Take back ``share`` of what ``earn`` gave, less what earlier refunds took; returns the points.
+
+    The buckets move with the next posting (:func:`_give_back_spent`, or the end of the command),
+    unless points must be drawn from other lots, which need the lots as they are.
+    """
     connection, programme = context.connection, context.programme
-    entry = connection.execute(
-        select(ENTRY).where(ENTRY.c.operation_id == earn.id, ENTRY.c.kind == EARN).order_by(ENTRY.c.id)
-    ).first()
+    entry = connection.execute(_EARNED, {"operation": earn.id}).first()
     if entry is None:
         return 0
-    account_id = surviving_account(connection, int(entry.account_id))
+    account_id = _survivor(context, int(entry.account_id))
     earned = int(entry.points)
-    # what earlier refunds took: clawed back from lots, or recorded as debt
-    already = -sum(returned_to(connection, [entry.id], CLAWBACK).values())
-    already += sum(returned_to(connection, [entry.id], DEBT_RECORDED).values())
-    # points of the order that expired unused were never the customer's benefit: they are not taken again
-    expired = 0
-    if entry.lot_id is not None:
-        expired = -int(
-            connection.execute(
-                select(func.coalesce(func.sum(ENTRY.c.points), 0)).where(
-                    ENTRY.c.lot_id == entry.lot_id, ENTRY.c.kind == EXPIRE
-                )
-            ).scalar_one()
-        )
-    owed = max(0, min(earned, _floor(Decimal(earned) * share)) - already - expired)
-    own = []
-    if entry.lot_id is not None:
-        lot = connection.execute(select(LOT).where(LOT.c.id == entry.lot_id)).one()
-        if lot.account_id == account_id:
-            own = [lot]
-    pieces = []
+    # what earlier refunds took (clawed back from lots, or recorded as debt); points of the order
+    # that expired unused were never the customer's benefit: they are not taken again
+    already = -int(entry.clawed) + int(entry.owed)
+    owed = max(0, min(earned, _floor(Decimal(earned) * share)) - already + int(entry.expired))
     left = owed
-    for lot in own:  # its own lot first, wherever its points are (pending or available)
-        pending = pending_part(connection, lot.id)
-        for bucket, room in ((PENDING, pending), (AVAILABLE, int(lot.remaining) - pending)):
+    pieces: list[NewEntry] = []
+    if entry.lot_id is not None and entry.lot_account == account_id:
+        # its own lot first, wherever its points are (pending or available)
+        pending = int(entry.pending)
+        for bucket, room in ((PENDING, pending), (AVAILABLE, int(entry.remaining) - pending)):
             take = min(left, room)
             if take > 0:
-                context.posting.post(account_id, CLAWBACK, bucket, -take, lot_id=lot.id, related_id=entry.id)
-                pieces.append(take)
+                pieces.append(
+                    NewEntry(account_id, CLAWBACK, bucket, -take, entry.lot_id, related_id=entry.id)
+                )
                 left -= take
-    if left > 0 and programme.settings.spent_refund == "clawback":
+    # the qualifying spend goes down by what was refunded, even when no points move
+    last = NewEntry(account_id, CLAWBACK, AVAILABLE, 0, amount=-refunded, related_id=entry.id)
+    if left <= 0:
+        context.posting.post_many([*pieces, last], defer=True)
+        return owed
+    context.posting.post_many(pieces)
+    if programme.settings.spent_refund == "clawback":
         for lots, bucket in (
             (spendable_lots(connection, account_id, context.now), AVAILABLE),
             (pending_lots(connection, account_id, context.now), PENDING),
@@ -181,41 +173,104 @@ def _claw_back(context: Context, earn: Row[Any], share: Decimal, refunded: Decim
             left -= sum(piece.points for piece in taken)
             if left <= 0:
                 break
-    if left > 0:
-        context.posting.post(account_id, DEBT_RECORDED, DEBT, left, related_id=entry.id)
-    # the qualifying spend goes down by what was refunded, even when no points move
-    context.posting.post(account_id, CLAWBACK, AVAILABLE, 0, amount=-refunded, related_id=entry.id)
+    debt = [NewEntry(account_id, DEBT_RECORDED, DEBT, left, related_id=entry.id)] if left > 0 else []
+    context.posting.post_many([*debt, last], defer=True)
     return owed
+
+
+def _survivor(context: Context, account_id: int) -> int:
+    """The account that holds ``account_id``'s points now (a locked account is its own survivor)."""
+    return account_id if account_id in context.locked else surviving_account(context.connection, account_id)
+
+
+def _given_back(kind: str) -> Any:
+    back = ENTRY.alias("back")
+    return (
+        select(func.coalesce(func.sum(back.c.points), 0))
+        .where(back.c.related_id == ENTRY.c.id, back.c.kind == kind)
+        .scalar_subquery()
+    )
+
+
+_LOT_ENTRIES = ENTRY.alias("about_lot")
+# an order's earn entry, with its lot and what earlier refunds and expiry did to it: one read
+_EARNED = (
+    select(
+        ENTRY.c.id,
+        ENTRY.c.account_id,
+        ENTRY.c.lot_id,
+        ENTRY.c.points,
+        LOT.c.account_id.label("lot_account"),
+        LOT.c.remaining,
+        _given_back(CLAWBACK).label("clawed"),
+        _given_back(DEBT_RECORDED).label("owed"),
+        select(func.coalesce(func.sum(_LOT_ENTRIES.c.points), 0))
+        .where(_LOT_ENTRIES.c.lot_id == ENTRY.c.lot_id, _LOT_ENTRIES.c.kind == EXPIRE)
+        .scalar_subquery()
+        .label("expired"),
+        select(func.coalesce(func.sum(_LOT_ENTRIES.c.points), 0))
+        .where(_LOT_ENTRIES.c.lot_id == ENTRY.c.lot_id, _LOT_ENTRIES.c.bucket == PENDING)
+        .scalar_subquery()
+        .label("pending"),
+    )
+    .select_from(ENTRY.outerjoin(LOT, LOT.c.id == ENTRY.c.lot_id))
+    .where(ENTRY.c.operation_id == bindparam("operation"), ENTRY.c.kind == EARN)
+    .order_by(ENTRY.c.id)
+    .limit(1)
+)
+# what a spend took from each lot, with the lot and what refunds gave back of it: one read
+_SPENT = (
+    select(
+        ENTRY.c.id,
+        ENTRY.c.lot_id,
+        ENTRY.c.points,
+        LOT.c.account_id.label("lot_account"),
+        LOT.c.earned_at,
+        LOT.c.available_at,
+        LOT.c.expires_at,
+        LOT.c.partner,
+        _given_back(RETURN).label("back"),
+    )
+    .select_from(ENTRY.join(LOT, LOT.c.id == ENTRY.c.lot_id))
+    .where(ENTRY.c.operation_id == bindparam("operation"), ENTRY.c.kind == bindparam("kind"))
+    .order_by(ENTRY.c.id)
+)
 
 
 def _give_back_spent(context: Context, spend: Row[Any], share: Decimal) -> int:
     """Give back ``share`` of what ``spend`` took, into the lots it came from; returns the points."""
     connection = context.connection
     kind = REDEEM if spend.command == REDEEM else CAPTURE
-    pieces = [p for p in lots_of_operation(connection, spend.id, kind) if p.points < 0 or kind == CAPTURE]
+    found = connection.execute(_SPENT, {"operation": spend.id, "kind": kind}).all()
+    pieces = [p for p in found if p.points < 0 or kind == CAPTURE]
     taken = {p.id: abs(int(p.points)) for p in pieces}
     spent = sum(taken.values())
-    back = returned_to(connection, list(taken), RETURN)
+    back = {p.id: int(p.back) for p in pieces}
     owed = min(spent, _floor(Decimal(spent) * share)) - sum(back.values())
     left = owed
+    account_id = _survivor(context, int(spend.account_id))
+    giving: list[tuple[int, int, int]] = []
+    lots: dict[int, Any] = {}
     for piece in reversed(pieces):  # latest-expiring first: the customer keeps the longest-lived points
-        room = taken[piece.id] - back.get(piece.id, 0)
+        room = taken[piece.id] - back[piece.id]
         give = min(left, room)
         if give > 0:
-            account_id = surviving_account(connection, int(spend.account_id))
-            lot = lot_row(connection, piece.lot_id)
-            lot_id = int(lot.id)
-            if lot.account_id != account_id:  # the lot left with a merge: a lot of the survivor, same dates
+            lot_id = int(piece.lot_id)
+            if (
+                piece.lot_account != account_id
+            ):  # the lot left with a merge: a lot of the survivor, same dates
                 lot_id = context.posting.new_lot(
                     account_id,
                     give,
                     source="merge",
-                    earned_at=lot.earned_at,
-                    available_at=lot.available_at,
-                    expires_at=lot.expires_at,
-                    partner=lot.partner,
-                    origin_lot_id=lot.id,
+                    earned_at=piece.earned_at,
+                    available_at=piece.available_at,
+                    expires_at=piece.expires_at,
+                    partner=piece.partner,
+                    origin_lot_id=piece.lot_id,
                 )
-            give_back(context.posting, account_id, lot_id, give, RETURN, related_id=piece.id)
+            giving.append((lot_id, give, int(piece.id)))
+            lots[lot_id] = piece
             left -= give
+    give_back_many(context.posting, account_id, giving, RETURN, lots=lots)
     return owed
