@@ -1,7 +1,7 @@
 """API routes: unsubscribe links (no API key: the links are signed).
 
 * ``GET /u/{payload}?s=<signature>``: a small page saying who (the masked
-  email) unsubscribes from what (the campaign's emails), with the choice
+  email) unsubscribes from what (the campaign's emails, by its public name), with the choice
   of emails only or all marketing; it changes nothing (mail scanners follow
   links), its form posts to the same URL;
 * ``POST /u/{payload}?s=<signature>``: the page's form (``scope=email|all``)
@@ -76,11 +76,20 @@ def _unknown() -> HTMLResponse:
 
 
 def _campaign_name(config: Config, key: str) -> str:
+    """The name the customer knows the campaign by: its ``public_name`` (else its name).
+
+    The key and internal names are never shown: a campaign that is gone (or
+    files that do not load) is named as its sender is, ``Shop`` of ``Shop <news@...>``.
+    """
     try:
         found = load_campaigns(config).get(key)
     except ConfigError:
-        return key
-    return found.campaign.name if found is not None else key
+        found = None
+    if found is not None:
+        return found.campaign.shown_name
+    sender = config.settings.channels.email.sender
+    display = sender.rsplit("<", 1)[0].strip().strip('"') if "<" in sender else ""
+    return display or "our mailings"
 
 
 def _who(found: Contacts) -> str:

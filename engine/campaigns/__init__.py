@@ -15,9 +15,16 @@ from __future__ import annotations
 
 from engine.campaigns.content import ContentRenderer
 from engine.campaigns.control_group import CONTROL_HASH, control_order, control_size
-from engine.campaigns.definition import CHANNELS, Campaign, Step, campaign_json_schema
+from engine.campaigns.definition import (
+    CHANNELS,
+    Campaign,
+    Localised,
+    Step,
+    campaign_json_schema,
+    step_content,
+)
 from engine.campaigns.firings import firings, last_firing
-from engine.campaigns.loading import CampaignFile, campaigns_folder, load_campaigns
+from engine.campaigns.loading import CampaignFile, campaign_names, campaigns_folder, load_campaigns
 from engine.campaigns.preview import preview, template_context
 from engine.campaigns.schedules import (
     ANNIVERSARY_AT,
@@ -38,11 +45,13 @@ __all__ = [
     "Campaign",
     "CampaignFile",
     "ContentRenderer",
+    "Localised",
     "Schedule",
     "Step",
     "as_apscheduler_trigger",
     "build_trigger",
     "campaign_json_schema",
+    "campaign_names",
     "campaign_schedule",
     "campaigns_folder",
     "control_order",
@@ -53,5 +62,6 @@ __all__ = [
     "last_firing",
     "load_campaigns",
     "preview",
+    "step_content",
     "template_context",
 ]

@@ -10,6 +10,7 @@ into weighted variants, and contacts customers through ordered steps.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -35,6 +36,46 @@ class Goal(_Strict):
     window_days: int = Field(30, ge=1, le=365)
 
 
+#: a language tag as customers carry it: ``ru``, ``en``, ``pt-BR``
+LANGUAGE_TAG = r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$"
+
+
+class Localised(_Strict):
+    """A step's (or variant's) content for customers of one language; what it leaves out stays the default."""
+
+    template: str | None = None
+    subject: str | None = None
+    script: str | None = None
+    letter: str | None = None
+
+
+def _language_tags(value: dict[str, Localised]) -> dict[str, Localised]:
+    for tag in value:
+        if not re.fullmatch(LANGUAGE_TAG, tag):
+            raise ValueError(
+                f"{tag!r} is not a language tag: write it as customers carry it, e.g. ru, en, pt-BR"
+            )
+    return value
+
+
+def language_candidates(language: str | None) -> tuple[str, ...]:
+    """The tags to look for, most specific first: ``ru-RU`` -> ``("ru-ru", "ru")``; none for no language."""
+    if not language:
+        return ()
+    tag = language.strip().replace("_", "-").lower()
+    parts = tag.split("-")
+    return tuple("-".join(parts[:n]) for n in range(len(parts), 0, -1))
+
+
+def localised(languages: dict[str, Localised], language: str | None) -> Localised | None:
+    """The entry of ``languages`` for a customer of ``language`` (``ru-RU`` takes ``ru``), or None."""
+    by_tag = {tag.lower(): entry for tag, entry in languages.items()}
+    for tag in language_candidates(language):
+        if tag in by_tag:
+            return by_tag[tag]
+    return None
+
+
 class Variant(_Strict):
     """One arm of an A/B/n test; steps may use ``{{ variant }}`` or per-variant content."""
 
@@ -42,6 +83,11 @@ class Variant(_Strict):
     weight: Annotated[Factor, Field(gt=0)] = Decimal(1)
     subject: str | None = None
     template: str | None = None
+    languages: dict[str, Localised] = Field(
+        default_factory=dict, description="the variant's template and subject per customer language"
+    )
+
+    _tags = field_validator("languages")(_language_tags)
 
 
 class Anniversary(_Strict):
@@ -62,6 +108,14 @@ class Step(_Strict):
     contacts_per_client: Annotated[Factor, Field(gt=0)] = Decimal(1)
     wait: str | None = None
     only_if: str | None = None
+    languages: dict[str, Localised] = Field(
+        default_factory=dict,
+        description="content per customer language, "
+        "e.g. [steps.languages.ru] template = 'winback.ru.html.j2'; "
+        "customers of other languages (or none) get template, subject, script or letter",
+    )
+
+    _tags = field_validator("languages")(_language_tags)
 
     @field_validator("channel")
     @classmethod
@@ -96,6 +150,12 @@ class Campaign(_Strict):
     """One campaign file."""
 
     name: str = Field(min_length=1)
+    public_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="what customers see (unsubscribe page, List-Id, campaign.public_name); default: name",
+    )
     segment: str
     strategy: Strategy
     priority: Priority = 0
@@ -181,6 +241,11 @@ class Campaign(_Strict):
         return self
 
     @property
+    def shown_name(self) -> str:
+        """The name customers see: ``public_name``, else ``name``."""
+        return self.public_name or self.name
+
+    @property
     def trigger(self) -> str:
         """Which trigger fires this campaign."""
         if self.schedule is not None:
@@ -192,6 +257,66 @@ class Campaign(_Strict):
         if self.anniversary is not None:
             return "anniversary"
         return "on_event"
+
+
+def untranslated_variants(campaign: Campaign) -> list[tuple[int, str, str]]:
+    """``(variant index, kind, message)`` for each variant content a language of the steps would miss.
+
+    A variant that replaces the template or subject replaces it for every
+    language, so it must give it for each language the steps have; else a
+    customer of that language would get the variant's default-language text.
+    """
+    found = []
+    for n, variant in enumerate(campaign.variants):
+        for kind in ("template", "subject"):
+            if getattr(variant, kind) is None:
+                continue
+            needed = sorted(
+                {
+                    tag
+                    for step in campaign.steps
+                    for tag, entry in step.languages.items()
+                    if getattr(entry, kind) is not None
+                    and (tag not in variant.languages or getattr(variant.languages[tag], kind) is None)
+                }
+            )
+            if needed:
+                found.append(
+                    (
+                        n,
+                        kind,
+                        f"variant {variant.name} sets {kind} but not for the steps' languages "
+                        f"{', '.join(needed)}: add [variants.languages.{needed[0]}] {kind} = '...'",
+                    )
+                )
+    return found
+
+
+def step_content(campaign: Campaign, step: Step, variant: str | None, language: str | None) -> Localised:
+    """What ``step`` sends to a customer of ``language`` in ``variant``: template, subject, script, letter.
+
+    For the template and the subject, the first given of: the variant's entry
+    for the language, the variant's own, the step's entry for the language,
+    the step's own. Scripts and letters: the step's entry for the language,
+    else the step's own. A language matches its tag or its first part
+    (``ru-RU`` takes ``ru``); a customer without a language, or of a language
+    the campaign has no entry for, gets the default.
+    """
+    chosen = next((v for v in campaign.variants if v.name == variant), None)
+    own = localised(step.languages, language)
+    theirs = localised(chosen.languages, language) if chosen is not None else None
+
+    def pick(kind: str) -> str | None:
+        sources: list[Any] = [theirs, chosen] if kind in ("template", "subject") else []
+        for source in [*sources, own, step]:
+            value = getattr(source, kind, None) if source is not None else None
+            if value is not None:
+                return str(value)
+        return None
+
+    return Localised(
+        template=pick("template"), subject=pick("subject"), script=pick("script"), letter=pick("letter")
+    )
 
 
 def campaign_json_schema() -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Reading and checking every campaign file against the configuration.
 
 Each ``campaigns/*.toml`` is validated by :class:`~engine.campaigns.definition.Campaign`
-and then against what it names: the segment must exist, templates must exist
-in ``campaigns/templates/`` and compile in the sandbox, the cron schedule
+and then against what it names: the segment must exist, templates (those of
+every language too) must exist in ``campaigns/templates/`` and compile in the sandbox, the cron schedule
 must be valid and fire between start and end, ``only_if`` rules must
 type-check. Every problem of every file is reported at once as
 ``campaigns/winback.toml:7 steps[1].channel: unknown channel 'e-mail' (known: ...)``.
@@ -13,13 +13,14 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
-from engine.campaigns.definition import RESPONSE_CONDITIONS, Campaign
+from engine.campaigns.definition import RESPONSE_CONDITIONS, Campaign, Localised, untranslated_variants
 from engine.campaigns.schedules import BusinessCronTrigger
 from engine.config import Config
 from engine.errors import ConfigError, ConfigErrors, ConfigValueError, RuleError
@@ -39,6 +40,25 @@ class CampaignFile:
 def campaigns_folder(config: Config) -> Path:
     """``campaigns/`` beside config.toml."""
     return config.path.parent / "campaigns"
+
+
+def campaign_names(config: Config) -> dict[str, str]:
+    """Each campaign file's key and the name it gives (the key when it gives none), read leniently.
+
+    For reading files people send back (a call list names its campaign by
+    key and by name): a campaign file that does not pass ``crm validate``
+    still names its campaign here.
+    """
+    import tomllib
+
+    names: dict[str, str] = {}
+    for path in sorted(campaigns_folder(config).glob("*.toml")):
+        try:
+            name = tomllib.loads(path.read_text(encoding="utf-8-sig")).get("name")
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            name = None
+        names[path.stem] = name if isinstance(name, str) and name.strip() else path.stem
+    return names
 
 
 def _error(path: Path, text: str, toml_path: str, reason: str) -> ConfigValueError:
@@ -92,6 +112,25 @@ def subject_problem(subject: str) -> str | None:
     return None
 
 
+def _check_languages(
+    path: Path, text: str, where: str, languages: Mapping[str, Localised], templates: Path
+) -> list[ConfigError]:
+    """Every template and subject given for a language, checked as the default ones are."""
+    errors: list[ConfigError] = []
+    for tag, entry in languages.items():
+        for kind in ("template", "script", "letter"):
+            name = getattr(entry, kind)
+            if name is not None:
+                reason = template_problem(templates, name)
+                if reason is not None:
+                    errors.append(_error(path, text, f"{where}.languages.{tag}.{kind}", reason))
+        if entry.subject is not None:
+            reason = subject_problem(entry.subject)
+            if reason is not None:
+                errors.append(_error(path, text, f"{where}.languages.{tag}.subject", reason))
+    return errors
+
+
 def _check_against_config(
     path: Path, text: str, campaign: Campaign, config: Config, templates: Path
 ) -> list[ConfigError]:
@@ -125,6 +164,7 @@ def _check_against_config(
             reason = subject_problem(step.subject)
             if reason is not None:
                 errors.append(_error(path, text, f"steps[{n}].subject", reason))
+        errors += _check_languages(path, text, f"steps[{n}]", step.languages, templates)
     # a variant's content replaces its steps' email template and subject: checked the same way
     for n, variant in enumerate(campaign.variants):
         if variant.template is not None:
@@ -135,6 +175,9 @@ def _check_against_config(
             reason = subject_problem(variant.subject)
             if reason is not None:
                 errors.append(_error(path, text, f"variants[{n}].subject", reason))
+        errors += _check_languages(path, text, f"variants[{n}]", variant.languages, templates)
+    for n, kind, reason in untranslated_variants(campaign):
+        errors.append(_error(path, text, f"variants[{n}].{kind}", reason))
     for n, step in enumerate(campaign.steps):
         if step.only_if is not None and step.only_if not in RESPONSE_CONDITIONS:
             try:

@@ -2,7 +2,7 @@
 
 The template context a step sees: ``customer`` (the customer's fields, with
 ``declared_stage``), ``metrics``, ``custom_metrics``, ``scores``,
-``campaign`` (name, key, strategy), ``links`` (shop, signed unsubscribe)
+``campaign`` (key, name, public_name: what customers see, strategy), ``links`` (shop, signed unsubscribe)
 and the campaign's own ``context`` values at the top level.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from engine.campaigns.content import ContentRenderer
+from engine.campaigns.definition import step_content
 from engine.campaigns.loading import CampaignFile, campaigns_folder, load_campaigns
 from engine.config import Config
 from engine.contact_policy import unsubscribe_url
@@ -37,6 +38,7 @@ def template_context(config: Config, campaign: CampaignFile, profile: CustomerPr
         "campaign": {
             "key": campaign.key,
             "name": campaign.campaign.name,
+            "public_name": campaign.campaign.shown_name,
             "strategy": campaign.campaign.strategy,
         },
         "links": {
@@ -69,12 +71,14 @@ def preview(
     context = template_context(config, chosen, profile)
     renderer = ContentRenderer(campaigns_folder(config) / "templates")
     current = steps[step]
-    if current.template is not None:
-        email = renderer.render_email(current.template, current.subject or "", context)
+    # the customer's language picks the content, as when it is sent
+    content = step_content(chosen.campaign, current, None, profile.fields.get("language"))
+    if content.template is not None and current.channel == "email":
+        email = renderer.render_email(content.template, content.subject or "", context)
         title = html.escape(email.subject)
         body = f"<p><b>Subject:</b> {title}</p><hr>{email.html}"
     else:
-        source = current.script or current.letter or ""
+        source = content.script or content.letter or content.template or ""
         title = html.escape(f"{current.channel}: {source}")
         body = f"<pre>{html.escape(renderer.render_text(source, context))}</pre>"
     target = out or config.path.parent / "previews" / f"{campaign_key}-{profile.fields['id']}-step{step}.html"

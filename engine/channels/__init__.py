@@ -1,6 +1,6 @@
 """Channels: one protocol (:mod:`engine.channels.base`), one module per way of reaching a customer.
 
-Memory, Maildir email, SMTP email, call lists, postal lists, meeting task
+Memory, Maildir email, SMTP email (both DKIM-signed when configured), call lists, postal lists, meeting task
 lists and SMS through an HTTP gateway.
 """
 
@@ -15,6 +15,7 @@ from engine.channels.base import (
     message_id,
 )
 from engine.channels.call_list import CallListChannel, schedule_calls
+from engine.channels.dkim_signing import DkimSigner
 from engine.channels.email_message import html_to_text
 from engine.channels.maildir_email import MaildirEmailChannel
 from engine.channels.meeting_list import MeetingListChannel
@@ -25,6 +26,7 @@ from engine.channels.registry import (
     business_day,
     check_channel_name,
     delivers_on_send,
+    dkim_signer,
     open_channel,
 )
 from engine.channels.sms_webhook import SmsGatewaySettings, SmsWebhookChannel
@@ -37,6 +39,7 @@ __all__ = [
     "Channel",
     "DeliveryResult",
     "DeliveryStatus",
+    "DkimSigner",
     "MaildirEmailChannel",
     "MeetingListChannel",
     "MemoryChannel",
@@ -51,6 +54,7 @@ __all__ = [
     "business_day",
     "check_channel_name",
     "delivers_on_send",
+    "dkim_signer",
     "html_to_text",
     "message_id",
     "named_in_prices",

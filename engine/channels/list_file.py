@@ -41,9 +41,10 @@ def _slug(text: str) -> str:
 class ListFileChannel:
     """Appends each contact to ``folder/<prefix>-<day>[-<group>].csv``; XLSX copies on close.
 
-    ``columns`` name the file's columns (``key`` and ``customer_id`` always
-    first); values come from the message's ``details`` and from
-    :meth:`row_values`. ``group_by`` names the detail that splits files
+    ``columns`` name the file's columns (``key`` among them; ``customer_id``
+    is the internal id when listed); values come from the message's
+    ``details`` and from :meth:`row_values`; :meth:`ordered` sorts the rows
+    a batch adds. ``group_by`` names the detail that splits files
     (e.g. the curator), or None for one file a day.
     """
 
@@ -58,6 +59,7 @@ class ListFileChannel:
         self.day = day
         self.option = f"channels.{name}.folder"
         self._keys: dict[Path, set[str]] = {}
+        self._headers: dict[Path, list[str]] = {}  # of files that were there: an older version's columns
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -76,13 +78,19 @@ class ListFileChannel:
         """Values computed from the message itself (beyond its details)."""
         return {}
 
+    def ordered(self, rows: list[list[str]]) -> list[list[str]]:
+        """``rows`` (cells in the order of ``columns``) in the order people work through them."""
+        return rows
+
     def _listed(self, path: Path) -> set[str]:
         if path not in self._keys:
             keys: set[str] = set()
             try:
                 if path.exists():
                     with path.open(encoding="utf-8-sig", newline="") as handle:
-                        keys = {row["key"] for row in csv.DictReader(handle, delimiter=";")}
+                        reader = csv.DictReader(handle, delimiter=";")
+                        keys = {row["key"] for row in reader}
+                        self._headers[path] = list(reader.fieldnames or ())
             except OSError as exc:
                 raise self._unwritable(path, exc) from exc
             except (UnicodeDecodeError, csv.Error, KeyError) as exc:
@@ -114,15 +122,15 @@ class ListFileChannel:
             listed = self._listed(path)
             if message.key not in listed:
                 row = {
+                    "customer_id": message.customer_id,
                     **{column: message.details.get(column, "") for column in self.columns},
                     **self.row_values(message),
                     "key": message.key,
-                    "customer_id": message.customer_id,
                 }
                 rows.setdefault(path, []).append([_cell(row.get(column)) for column in self.columns])
                 listed.add(message.key)
             results.append(DeliveryResult(message.key, DeliveryStatus.SENT, reference=path.name))
-        pending = list(rows.items())
+        pending = [(path, self.ordered(new_rows)) for path, new_rows in rows.items()]
         for done, (path, new_rows) in enumerate(pending):
             try:
                 self._append(path, new_rows)
@@ -135,10 +143,15 @@ class ListFileChannel:
     def _append(self, path: Path, rows: list[list[str]]) -> None:
         """Append ``rows`` to ``path`` whole: a write that fails is cut back to what the file held."""
         new_file = not path.exists()
+        header = self._headers.get(path, list(self.columns))
+        if not new_file and header != list(self.columns):  # written by an older version: its columns
+            at = {column: index for index, column in enumerate(self.columns)}
+            rows = [[row[at[column]] if column in at else "" for column in header] for row in rows]
         buffer = io.StringIO()
         writer = csv_writer(buffer, delimiter=";")
         if new_file:
             writer.writerow(self.columns)
+            self._headers.pop(path, None)
         writer.writerows(rows)
         data = (("\ufeff" if new_file else "") + buffer.getvalue()).encode("utf-8")
         size = 0 if new_file else path.stat().st_size
@@ -165,6 +178,18 @@ def _cell(value: Any) -> str:
     return formula_safe("" if value is None else str(value))
 
 
+def read_list(source: Path, *, option: str | None = None) -> list[list[str]]:
+    """The rows of a list CSV the channel wrote, header first (:class:`OutputError` if it cannot be read)."""
+    try:
+        with source.open(encoding="utf-8-sig", newline="") as handle:
+            return list(csv.reader(handle, delimiter=";"))
+    except OSError as exc:
+        raise output_error(source, exc, option=option) from exc
+    except (UnicodeDecodeError, csv.Error) as exc:
+        reason = f"cannot read it for its XLSX copy ({exc}): it was saved over by another program"
+        raise OutputError(str(source), reason, option=option) from exc
+
+
 def write_xlsx(source: Path, target: Path, *, option: str | None = None) -> None:
     """The XLSX copy of a list CSV (cells as text, already formula-safe), with a frozen header.
 
@@ -172,16 +197,10 @@ def write_xlsx(source: Path, target: Path, *, option: str | None = None) -> None
     """
     import openpyxl
 
+    rows = read_list(source, option=option)
     workbook = openpyxl.Workbook(write_only=True)
     sheet = workbook.create_sheet("list")
     sheet.freeze_panes = "A2"
-    try:
-        with source.open(encoding="utf-8-sig", newline="") as handle:
-            for row in csv.reader(handle, delimiter=";"):
-                sheet.append([safe_cell(cell) for cell in row])
-    except OSError as exc:
-        raise output_error(source, exc, option=option) from exc
-    except (UnicodeDecodeError, csv.Error) as exc:
-        reason = f"cannot read it for its XLSX copy ({exc}): it was saved over by another program"
-        raise OutputError(str(source), reason, option=option) from exc
+    for row in rows:
+        sheet.append([safe_cell(cell) for cell in row])
     save_workbook(workbook, target, option=option)

@@ -6,6 +6,9 @@ is), so any mail client opens the folder, a message is never half-visible,
 and the same key is never delivered twice (a second delivery finds the name
 taken and reports it sent), while another database's message with the same
 key (a rebuilt database writing into the same folder) is delivered as its own.
+Files have LF line ends, as Maildir readers (mutt, Dovecot) expect; a
+DKIM signature made over the CRLF form still verifies (relaxed
+canonicalisation, and a server sending the file on restores CRLF).
 
 A Maildir that cannot be written (a missing or read-only folder, a file in the
 way, a full disk) is no failure of one message: :meth:`MaildirEmailChannel.send`
@@ -20,6 +23,7 @@ import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.channels.base import (
     DeliveryResult,
@@ -29,20 +33,25 @@ from engine.channels.base import (
     message_digest,
     message_id,
 )
-from engine.channels.mime_template import MimeTemplate
+from engine.channels.mime_template import MimeTemplate, lf_line_ends
 from engine.errors import HeaderInjectionError, OutputError
 from engine.reporting import output_error, remove_quietly
+
+if TYPE_CHECKING:
+    from engine.channels.dkim_signing import DkimSigner
 
 
 class MaildirEmailChannel:
     """Writes each email as one file of a Maildir (``root/{tmp,new,cur}``)."""
 
-    def __init__(self, root: Path, *, sender: str, domain: str, name: str = "email") -> None:
+    def __init__(
+        self, root: Path, *, sender: str, domain: str, name: str = "email", signer: DkimSigner | None = None
+    ) -> None:
         self.name = name
         self.root = root
         self.sender = sender
         self.domain = domain
-        self.mime = MimeTemplate(sender=sender, domain=domain)
+        self.mime = MimeTemplate(sender=sender, domain=domain, signer=signer)
         self.option = f"channels.{name}.maildir"
         for folder in ("tmp", "new", "cur"):
             try:
@@ -86,7 +95,7 @@ class MaildirEmailChannel:
                 results.append(DeliveryResult(message.key, DeliveryStatus.SENT, reference=reference))
                 continue
             try:
-                data = self.mime.render(message)
+                data = lf_line_ends(self.mime.render(message))
             except HeaderInjectionError as exc:
                 results.append(DeliveryResult(message.key, DeliveryStatus.PERMANENT_FAILURE, detail=str(exc)))
                 continue

@@ -17,7 +17,12 @@ so any server takes it without 8BITMIME:
 * each body is sent as is when it is short-lined printable ASCII, else
   quoted-printable when it is mostly ASCII (HTML markup) and base64 when it
   is mostly not (Russian text);
-* lines end with CRLF, the form SMTP and RFC 5322 expect;
+* lines end with CRLF, the form SMTP and RFC 5322 expect (a Maildir file
+  takes them as LF: :func:`lf_line_ends`);
+* ``List-Id`` is a structured header: ``Public name <key.domain>``, the
+  phrase encoded as a display name is, the id checked to be a dot-atom;
+* with a :class:`~engine.channels.dkim_signing.DkimSigner` the final bytes
+  are DKIM-signed (the signature header goes first);
 * a line break in any header value raises :class:`HeaderInjectionError`, as
   does a header that would replace one the template writes itself, or a
   recipient that would name more than one address.
@@ -32,10 +37,14 @@ import secrets
 import time
 from collections.abc import Mapping
 from email.utils import formatdate
+from typing import TYPE_CHECKING
 
 from engine.channels.base import OutgoingMessage, message_id
 from engine.channels.email_message import html_to_text
 from engine.errors import HeaderInjectionError
+
+if TYPE_CHECKING:
+    from engine.channels.dkim_signing import DkimSigner
 
 CRLF = b"\r\n"
 MAX_LINE = 78  # RFC 5322's recommended line length; encoded words stay within 76
@@ -50,6 +59,7 @@ _OWN_HEADERS = frozenset(
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII without the colon (RFC 5322 ftext)
 _PLAIN_VALUE = re.compile(r"[!-~]+(?: [!-~]+)*")  # printable ASCII words, single spaces
 _ATOM_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+")
 _ADDRESS = re.compile(r"[^\s<>\"(),;:\[\]\\]+@[^\s<>\"(),;:\[\]\\@]+")
 _CONTROLS = bytes([*range(0x09), *range(0x0B, 0x20), 0x7F])  # other than tab and line feed
 
@@ -126,9 +136,16 @@ def address_line(name: str, value: str) -> bytes:
     of the header would show them anyway.
     """
     display, address = mailbox(value, name)
+    if not display.strip():
+        return f"{name}: {address}".encode() + CRLF
+    return _phrase_and_angle(name, display, address)
+
+
+def _phrase_and_angle(name: str, display: str, inside: str) -> bytes:
+    """``Name: phrase <inside>``: the phrase as an atom, a quoted string or encoded words."""
     display = " ".join(display.split())
     if not display:
-        return f"{name}: {address}".encode() + CRLF
+        return f"{name}: <{inside}>".encode() + CRLF
     if _ATOM_PHRASE.fullmatch(display) and "=?" not in display:
         phrase = display.encode("ascii")
     elif _PLAIN_VALUE.fullmatch(display) and "=?" not in display:
@@ -136,8 +153,31 @@ def address_line(name: str, value: str) -> bytes:
     else:
         phrase = b"\r\n ".join(encoded_words(display, 76 - len(name) - 2))
     last_line = phrase.rsplit(CRLF, 1)[-1] if CRLF in phrase else name.encode() + b": " + phrase
-    separator = b" <" if len(last_line) + len(address) + 3 <= MAX_LINE else b"\r\n <"
-    return name.encode("ascii") + b": " + phrase + separator + address.encode() + b">" + CRLF
+    separator = b" <" if len(last_line) + len(inside) + 3 <= MAX_LINE else b"\r\n <"
+    return name.encode("ascii") + b": " + phrase + separator + inside.encode() + b">" + CRLF
+
+
+def list_id_line(value: str) -> bytes:
+    """``List-Id: Public name <label.domain>`` (RFC 2919): the id a dot-atom, the phrase encoded as needed."""
+    _check(value, "List-Id")
+    value = value.strip()
+    if not value.endswith(">") or "<" not in value:
+        raise HeaderInjectionError(f"List-Id is not 'name <id>': {value!r} refused")
+    cut = value.rindex("<")
+    display, inside = value[:cut].strip(), value[cut + 1 : -1].strip()
+    if not _DOT_ATOM.fullmatch(inside) or "<" in display or ">" in display:
+        raise HeaderInjectionError(f"List-Id is not 'name <label.domain>': {value!r} refused")
+    return _phrase_and_angle("List-Id", display, inside)
+
+
+def lf_line_ends(data: bytes) -> bytes:
+    """A message's bytes with LF line ends, as a Maildir file keeps them (mail clients read LF there)."""
+    return data.replace(CRLF, b"\n")
+
+
+def _line(name: str, value: str) -> bytes:
+    """One header a message sets: List-Id structured, the others unstructured."""
+    return list_id_line(value) if name.lower() == "list-id" else header_line(name, value)
 
 
 def header_name(name: str) -> str:
@@ -199,12 +239,14 @@ class MimeTemplate:
         domain: str,
         extra_headers: Mapping[str, str] | None = None,
         boundary: str | None = None,
+        signer: DkimSigner | None = None,
     ) -> None:
         self.sender = sender
         self.domain = domain
+        self.signer = signer
         self.extra_headers = dict(extra_headers or {})
         self._from = address_line("From", sender)
-        self._extra = b"".join(header_line(header_name(k), v) for k, v in self.extra_headers.items())
+        self._extra = b"".join(_line(header_name(k), v) for k, v in self.extra_headers.items())
         # random per template: customer data cannot guess it, and bodies are checked against it
         self.boundary = (boundary or f"=_crm_{secrets.token_hex(12)}").encode("ascii")
         self._multipart = (
@@ -234,14 +276,18 @@ class MimeTemplate:
         if not message.headers:
             return self._extra
         merged = {**self.extra_headers, **message.headers}
-        return b"".join(header_line(header_name(k), v) for k, v in merged.items())
+        return b"".join(_line(header_name(k), v) for k, v in merged.items())
 
     def render(self, message: OutgoingMessage, *, eight_bit: bool = False) -> bytes:
-        """The bytes of ``message``, ready for SMTP or a Maildir file (CRLF line ends).
+        """The bytes of ``message``, ready for SMTP (CRLF line ends), DKIM-signed when the template signs.
 
         ``eight_bit`` lets UTF-8 bodies go unencoded (for a server that
         announced 8BITMIME, or a file); headers are 7-bit in every case.
         """
+        data = self._render(message, eight_bit=eight_bit)
+        return self.signer.sign(data) if self.signer is not None else data
+
+    def _render(self, message: OutgoingMessage, *, eight_bit: bool) -> bytes:
         head = [
             self._from,
             address_line("To", message.recipient),

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from engine.channels.base import Channel
 from engine.channels.call_list import CallListChannel
+from engine.channels.dkim_signing import DkimSigner
 from engine.channels.maildir_email import MaildirEmailChannel
 from engine.channels.meeting_list import MeetingListChannel
 from engine.channels.postal_list import PostalListChannel
@@ -48,6 +49,23 @@ def _beside_config(config: Config, folder: str) -> Path:
     return path if path.is_absolute() else config.path.parent / path
 
 
+def dkim_signer(config: Config) -> DkimSigner | None:
+    """The signer ``[channels.email.dkim]`` sets up, or None when emails go unsigned.
+
+    The key was checked when the config was loaded; one that went missing
+    since is a :class:`ConfigValueError` naming the setting.
+    """
+    email = config.settings.channels.email
+    if email.dkim is None:
+        return None
+    try:
+        key = email.dkim.read_key(config.path.parent)
+    except ValueError as exc:
+        field = "private_key" if email.dkim.private_key is not None else "key_file"
+        raise config.settings.error(f"channels.email.dkim.{field}", str(exc)) from exc
+    return DkimSigner(selector=email.dkim.selector, domain=email.dkim_domain, private_key=key)
+
+
 def open_channel(name: str, config: Config, *, day: dt.date | None = None) -> Channel:
     """A new instance of channel ``name`` as ``config`` sets it up.
 
@@ -60,9 +78,10 @@ def open_channel(name: str, config: Config, *, day: dt.date | None = None) -> Ch
         day = business_day(config, dt.datetime.now(dt.UTC))
     if name == "email":
         email = channels.email
+        signer = dkim_signer(config)
         if email.transport == "maildir":
             return MaildirEmailChannel(
-                _beside_config(config, email.maildir), sender=email.sender, domain=email.domain
+                _beside_config(config, email.maildir), sender=email.sender, domain=email.domain, signer=signer
             )
         smtp = email.smtp
         settings = SmtpSettings(
@@ -75,7 +94,7 @@ def open_channel(name: str, config: Config, *, day: dt.date | None = None) -> Ch
             timeout=smtp.timeout,
             concurrency=email.concurrency,
         )
-        return SmtpEmailChannel(settings, sender=email.sender, domain=email.domain)
+        return SmtpEmailChannel(settings, sender=email.sender, domain=email.domain, signer=signer)
     if name == "sms":
         sms = channels.sms
         if not sms.url:
@@ -88,7 +107,8 @@ def open_channel(name: str, config: Config, *, day: dt.date | None = None) -> Ch
         )
     assert day is not None
     if name == "call":
-        return CallListChannel(_beside_config(config, channels.call.folder), day)
+        folder = _beside_config(config, channels.call.folder)
+        return CallListChannel(folder, day, centres=config.settings.responses.call_centres)
     if name == "post":
         return PostalListChannel(_beside_config(config, channels.post.folder), day)
     return MeetingListChannel(_beside_config(config, channels.meeting.folder), day)

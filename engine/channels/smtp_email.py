@@ -26,8 +26,10 @@ dropped and the message is a temporary failure.
 
 Messages are built by one :class:`~engine.channels.mime_template.MimeTemplate`
 per channel (no header injection; bodies in 8 bits when the server announces
-8BITMIME, else 7-bit clean). aiosmtplib opens each connection (TLS or
-STARTTLS, EHLO, login); the transactions then run on a
+8BITMIME, else 7-bit clean; DKIM-signed over the bytes sent when a
+:class:`~engine.channels.dkim_signing.DkimSigner` is given, and then always
+7-bit clean, since a relay converting an 8-bit body would break the signature).
+aiosmtplib opens each connection (TLS or STARTTLS, EHLO, login); the transactions then run on a
 :class:`~engine.channels.smtp_session.SmtpSession`, which pipelines MAIL,
 RCPT and DATA when the server announces PIPELINING.
 """
@@ -46,6 +48,7 @@ from engine.errors import HeaderInjectionError, JournalError
 if TYPE_CHECKING:
     import aiosmtplib
 
+    from engine.channels.dkim_signing import DkimSigner
     from engine.channels.smtp_session import SmtpSession
 
 
@@ -71,12 +74,20 @@ def _answer(exc: aiosmtplib.SMTPResponseException) -> str:
 class SmtpEmailChannel:
     """Sends each email over SMTP; per-message results, never an exception for one message."""
 
-    def __init__(self, settings: SmtpSettings, *, sender: str, domain: str, name: str = "email") -> None:
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        *,
+        sender: str,
+        domain: str,
+        name: str = "email",
+        signer: DkimSigner | None = None,
+    ) -> None:
         self.name = name
         self.settings = settings
         self.sender = sender
         self.domain = domain
-        self.mime = MimeTemplate(sender=sender, domain=domain)
+        self.mime = MimeTemplate(sender=sender, domain=domain, signer=signer)
         self._envelope_sender = mailbox(sender, "From")[1].encode("ascii")
 
     async def _connect(self) -> SmtpSession:
@@ -113,8 +124,10 @@ class SmtpEmailChannel:
         import aiosmtplib
 
         reference = message_id(message.key, self.domain, installation=message.installation)
+        # a signed message stays 7-bit clean: a relay that converts 8-bit bodies would break its signature
+        eight_bit = session.eight_bit and self.mime.signer is None
         try:
-            data = self.mime.render(message, eight_bit=session.eight_bit)
+            data = self.mime.render(message, eight_bit=eight_bit)
             recipient = mailbox(message.recipient)[1].encode("ascii")
         except HeaderInjectionError as exc:
             return DeliveryResult(message.key, DeliveryStatus.PERMANENT_FAILURE, detail=str(exc))
@@ -128,7 +141,7 @@ class SmtpEmailChannel:
                 data,
                 key=message.key,
                 journal=journal,
-                eight_bit=session.eight_bit,
+                eight_bit=eight_bit,
             )
         except JournalError as exc:
             return DeliveryResult(message.key, DeliveryStatus.TEMPORARY_FAILURE, detail=str(exc))

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from engine.campaigns import campaigns_folder
+from engine.campaigns import campaign_names
 from engine.cli.common import console, print_json, state
 from engine.customers.importing import ImportOptions, ImportSummary, import_customers, import_purchases
 from engine.errors import ConfigValueError
@@ -190,7 +190,7 @@ def responses(
         options=options,
         settings=config.settings.responses,
         centre=centre,
-        campaigns={path.stem for path in campaigns_folder(config).glob("*.toml")},
+        campaigns=campaign_names(config),  # a returned call list names its campaign by key or by name
         timezone=settings.timezone,
         default_region=settings.default_region,
     )

@@ -181,6 +181,13 @@ def check_settings(settings: Settings) -> Config:
                 line=settings.line_of(f"segments.{first}.rule"),
             )
         )
+    dkim = settings.channels.email.dkim
+    if dkim is not None:
+        try:
+            dkim.read_key(settings.path.parent)
+        except ValueError as exc:  # a key that cannot sign is found now, never at the first send
+            field = "private_key" if dkim.private_key is not None else "key_file"
+            errors.append(settings.error(f"channels.email.dkim.{field}", str(exc)))
     version = hashlib.sha256(settings.text.encode()).hexdigest()[:12]
     programmes = compile_programmes(settings, fields, version, errors)
     if errors:

@@ -4,8 +4,8 @@ Everything goes through the paths a real shop uses: opens and clicks are
 requests to the HTTP API's tracking links found in the emails of the
 Maildir, a few customers unsubscribe with the one-click link (RFC 8058,
 which emails offer when their links are https; else through the link's
-page), the call centre's outcomes and survey scores come back as a file for
-``crm import responses``, the purchases of the following weeks as a file for
+page), the call centre hands back its call lists with the outcomes and
+survey scores filled in, for ``crm import responses``, the purchases of the following weeks as a file for
 ``crm import purchases``. Treated customers buy more than the control group,
 and more still when they clicked or were reached: the evaluation that
 follows has a real effect to find.
@@ -13,6 +13,7 @@ follows has a real effect to find.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import email
 import email.policy
@@ -189,44 +190,47 @@ def engaged_customers(engine: Engine, run_ids: list[int]) -> set[int]:
         )
 
 
-def call_rows(engine: Engine, run_ids: list[int]) -> Iterator[tuple[str, str, dt.datetime]]:
-    """The calls of ``run_ids`` that went on a call list: customer, campaign, when."""
-    query = (
-        select(func.coalesce(CUSTOMER.c.external_id, CUSTOMER.c.phone), RUN.c.campaign, OUTBOX.c.sent_at)
-        .join(RUN, RUN.c.id == OUTBOX.c.run_id)
-        .join(CUSTOMER, CUSTOMER.c.id == OUTBOX.c.customer_id)
-        .where(
-            OUTBOX.c.run_id.in_(run_ids),
-            OUTBOX.c.channel == "call",
-            OUTBOX.c.state.in_(states.CONTACTED_STATES),
-        )
-        .order_by(OUTBOX.c.id)
-    )
-    with engine.connect() as connection:
-        yield from connection.execution_options(yield_per=2000).execute(query).tuples()
-
-
 def write_call_outcomes(
     engine: Engine, config: Config, run_ids: list[int], path: Path, rng: random.Random
 ) -> int:
-    """The call centre's export of what each call gave, in its own codes, with survey scores."""
+    """The call centre hands back its call lists filled in: ``called_at``, ``outcome`` in its own codes, a
+    ``note``, and a ``score`` column it added for the survey at the end of a call.
+
+    The rows of every list of ``run_ids`` in the call folder, in one file at ``path``, as
+    ``crm import responses`` takes it.
+    """
+    folder = config.path.parent / config.settings.channels.call.folder
     zone = zoneinfo.ZoneInfo(config.settings.engine.timezone)
+    wanted = {str(run_id) for run_id in run_ids}
     outcomes, weights = zip(*CALL_OUTCOMES, strict=True)
-    written = 0
-    with path.open("w", encoding="utf-8", newline="") as handle:
+    header: list[str] = []
+    returned: list[dict[str, str]] = []
+    for listed in sorted(folder.glob("calls-*.csv")) if folder.is_dir() else []:
+        day = dt.date.fromisoformat(listed.name.removeprefix("calls-")[:10])
+        opens = dt.datetime.combine(day, dt.time(10), tzinfo=zone)
+        with listed.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle, delimiter=";")
+            header = header or [*(reader.fieldnames or []), "score"]
+            for row in reader:
+                if row["key"].split(":")[0] not in wanted:
+                    continue
+                outcome = rng.choices(outcomes, weights)[0]
+                called = opens + dt.timedelta(minutes=rng.randint(10, 480))
+                score = ""
+                if outcome in ("reached", "interested", "purchased") and rng.random() < SURVEY_RATE:
+                    score = str(rng.choices((1, 2, 3, 4, 5), (0.04, 0.06, 0.15, 0.40, 0.35))[0])
+                row |= {
+                    "called_at": f"{called:%Y-%m-%d %H:%M}",
+                    "outcome": CALL_CODES[outcome],
+                    "note": "asked to call back next week" if outcome == "callback" else "",
+                    "score": score,
+                }
+                returned.append(row)
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
         out = csv_writer(handle, delimiter=";")
-        out.writerow(["customer", "campaign", "called at", "code", "score", "comment"])
-        for customer, campaign, sent_at in call_rows(engine, run_ids):
-            outcome = rng.choices(outcomes, weights)[0]
-            called = sent_at.astimezone(zone) + dt.timedelta(minutes=rng.randint(10, 480))
-            score = ""
-            if outcome in ("reached", "interested", "purchased") and rng.random() < SURVEY_RATE:
-                score = str(rng.choices((1, 2, 3, 4, 5), (0.04, 0.06, 0.15, 0.40, 0.35))[0])
-            comment = "asked to call back next week" if outcome == "callback" else ""
-            code = CALL_CODES[outcome]
-            out.writerow([customer, campaign, f"{called:%Y-%m-%d %H:%M}", code, score, comment])
-            written += 1
-    return written
+        out.writerow(header)
+        out.writerows([row.get(column, "") for column in header] for row in returned)
+    return len(returned)
 
 
 def write_purchases(

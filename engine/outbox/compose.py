@@ -15,17 +15,21 @@ because time has passed since its run was planned:
 
 The rest are rendered as :func:`engine.campaigns.preview.template_context`
 shows (the same context a preview sees, plus ``variant``): emails with their
-variant's subject and template, ``List-Unsubscribe`` headers (with RFC 8058
-one-click when the link is https), their links tracked and an open pixel
-(:mod:`engine.responses.tracking`), SMS as text, calls, letters and meetings
-with what their list files show. Every message carries the installation id,
-read once, which its Message-ID mixes in.
+variant's subject and template in the customer's language
+(:func:`engine.campaigns.step_content`: ``[steps.languages.ru]``, else the
+default), ``List-Id`` (the campaign's public name, ``<key.domain>``),
+``List-Unsubscribe`` headers (with RFC 8058 one-click when the link is
+https), their links tracked and an open pixel (:mod:`engine.responses.tracking`),
+SMS as text, calls, letters and meetings with what their list files show.
+Every message carries the installation id, read once, which its Message-ID
+mixes in.
 A template that fails for one customer fails that row, never the batch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,15 +37,15 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from sqlalchemy import Connection, Engine, Numeric, cast, func, literal, or_, select, union_all
+from sqlalchemy import Connection, Engine, Numeric, and_, case, cast, func, literal, or_, select, union_all
 
 from engine.campaigns import (
     Campaign,
     CampaignFile,
     ContentRenderer,
-    Step,
     campaigns_folder,
     load_campaigns,
+    step_content,
     template_context,
 )
 from engine.channels import LIST_CHANNELS, OutgoingMessage
@@ -53,6 +57,7 @@ from engine.db import installation_id
 from engine.errors import ConfigError
 from engine.loyalty.ledger import available_points
 from engine.models import (
+    ACCOUNT,
     CONSENT_CHANNELS,
     CUSTOMER,
     EXPIRED,
@@ -115,6 +120,17 @@ def full_name(fields: Mapping[str, Any]) -> str:
     """Last, first and middle name as a call card shows them; the company when there is no name."""
     parts = [fields.get(name) for name in ("last_name", "first_name", "middle_name")]
     return " ".join(p for p in parts if p) or (fields.get("company") or "")
+
+
+def list_id(public_name: str, campaign: str, domain: str) -> str:
+    """``List-Id`` of a campaign's emails (RFC 2919): ``Public name <campaign.domain>``.
+
+    The label is the campaign's key with anything but letters, digits, ``-``
+    and ``_`` turned into ``-``, so mail filters and receivers can tell one
+    campaign's mailings from another's, whatever the file is called.
+    """
+    label = re.sub(r"[^A-Za-z0-9_-]+", "-", campaign).strip("-").lower() or "campaign"
+    return f"{public_name} <{label}.{domain}>"
 
 
 def offers_one_click(url: str) -> bool:
@@ -239,16 +255,40 @@ class Composer:
         ).all()
         return {row.customer_id for row in found} & customers, {row.address for row in found}
 
-    def _loyalty_points(self, ids: set[int], now: dt.datetime) -> dict[int, str]:
-        """What each customer can spend now in each loyalty programme: ``1,240`` (``bonus 1,240; club
-        300`` with several programmes), for the agent to tell them; non-members get nothing."""
+    def _loyalty_points(self, ids: set[int], now: dt.datetime) -> dict[int, tuple[str, str]]:
+        """What each customer can spend now in each loyalty programme and their tier there, for the agent
+        to tell them: ``("1,240", "gold")`` (``("bonus 1,240; club 300", "bonus gold; club silver")`` with
+        several programmes); non-members get nothing."""
         programmes = self.config.programmes
         found: dict[int, list[str]] = {}
+        tiers: dict[int, list[str]] = {}
         for name, programme in programmes.items():
             for customer, available in available_points(self.engine, programme, ids, now=now).items():
                 shown = f"{available:,}" if len(programmes) == 1 else f"{name} {available:,}"
                 found.setdefault(customer, []).append(shown)
-        return {customer: "; ".join(parts) for customer, parts in found.items()}
+        if programmes:
+            override = and_(ACCOUNT.c.tier_override.is_not(None), or_(
+                ACCOUNT.c.override_until.is_(None), ACCOUNT.c.override_until > now
+            ))  # fmt: skip
+            tier = case((override, ACCOUNT.c.tier_override), else_=ACCOUNT.c.tier)
+            query = (
+                select(ACCOUNT.c.customer_id, ACCOUNT.c.programme, tier.label("tier"))
+                .where(
+                    ACCOUNT.c.customer_id.in_(sorted(ids)),
+                    ACCOUNT.c.programme.in_(sorted(programmes)),
+                    ACCOUNT.c.merged_into_id.is_(None),
+                )
+                .order_by(ACCOUNT.c.customer_id, ACCOUNT.c.programme)
+            )
+            with self.engine.connect() as connection:
+                for row in connection.execute(query):
+                    if row.tier:
+                        shown = row.tier if len(programmes) == 1 else f"{row.programme} {row.tier}"
+                        tiers.setdefault(row.customer_id, []).append(shown)
+        return {
+            customer: ("; ".join(found.get(customer, [])), "; ".join(tiers.get(customer, [])))
+            for customer in found.keys() | tiers.keys()
+        }
 
     def _last_purchases(self, connection: Connection, ids: set[int]) -> dict[int, str]:
         ranked = (
@@ -406,18 +446,23 @@ class Composer:
         run: RunInfo,
         profile: CustomerProfile,
         purchases: Mapping[int, str],
-        points: Mapping[int, str],
+        points: Mapping[int, tuple[str, str]],
         now: dt.datetime,
     ) -> OutgoingMessage:
         definition = campaign.campaign
         step = definition.steps[row.step]
         context = self._context(campaign, profile, row.variant)
         key = row.key
+        content = step_content(definition, step, row.variant, profile.fields.get("language"))
         if channel == "email":
-            template, subject = self._template_and_subject(definition, step, row.variant)
-            email = self.renderer.render_email(template, subject, context)
+            if content.template is None:
+                raise ConfigError("the step has no template")
+            email = self.renderer.render_email(content.template, content.subject or "", context)
             unsubscribe = context["links"].get("unsubscribe", "")
             headers = self._unsubscribe_headers(unsubscribe, row.customer_id, campaign.key)
+            headers["List-Id"] = list_id(
+                definition.shown_name, campaign.key, self.config.settings.channels.email.domain
+            )
             links = self.config.settings.links
             html = track_email(
                 email.html, row.id, base_url=links.base_url, secret=links.secret or "", keep={unsubscribe}
@@ -434,11 +479,12 @@ class Composer:
                 installation=self.installation,
             )
         if channel == "sms":
-            template = self._template_and_subject(definition, step, row.variant)[0]
-            text = self.renderer.render_text(template, context).strip()
+            if content.template is None:
+                raise ConfigError("the step has no template")
+            text = self.renderer.render_text(content.template, context).strip()
             return OutgoingMessage(key, row.customer_id, address, text=text, installation=self.installation)
         fields = profile.fields
-        source = step.script or step.letter or step.template
+        source = content.script or content.letter or content.template
         rendered = self.renderer.render_text(source, context).strip() if source else definition.name
         details: dict[str, Any] = {
             "name": full_name(fields),
@@ -448,14 +494,7 @@ class Composer:
             "curator": fields.get("curator") or "",
         }
         if channel == "call":
-            zone = self._zone_of(fields)
-            details |= {
-                "script": rendered,
-                "calling_window": self._calling_window(zone, now),
-                "timezone": zone.key,
-                "last_purchases": purchases.get(row.customer_id, ""),
-                "loyalty_balance": points.get(row.customer_id, ""),
-            }
+            details |= self._call_details(campaign, row, source, context, purchases, points, now, fields)
         elif channel == "post":
             details |= {"letter": rendered, "country": fields.get("country") or ""}
         else:
@@ -467,18 +506,6 @@ class Composer:
             }
         return OutgoingMessage(key, row.customer_id, address, details=details, installation=self.installation)
 
-    @staticmethod
-    def _template_and_subject(definition: Campaign, step: Step, variant: str | None) -> tuple[str, str]:
-        """The template and subject of a step, as the row's variant overrides them."""
-        template, subject = step.template, step.subject
-        for candidate in definition.variants:
-            if candidate.name == variant:
-                template = candidate.template or template
-                subject = candidate.subject or subject
-        if template is None:
-            raise ConfigError("the step has no template")
-        return template, subject or ""
-
     def _zone_of(self, fields: Mapping[str, Any]) -> zoneinfo.ZoneInfo:
         name = fields.get("timezone")
         if name:
@@ -488,13 +515,69 @@ class Composer:
                 pass
         return self.zone
 
-    def _calling_window(self, zone: zoneinfo.ZoneInfo, now: dt.datetime) -> str:
-        """The calling window in the customer's time, and in business time when the zones differ."""
+    def _calling_window(self, zone: zoneinfo.ZoneInfo, now: dt.datetime) -> tuple[str, str]:
+        """The calling window in the customer's time (``10:00-19:00``) and in the centre's (business) time."""
         window = self.config.settings.channels.call.calling_window
         text = f"{window.start:%H:%M}-{window.end:%H:%M}"
         if zone.key == self.zone.key:
-            return text
+            return text, text
         day = now.astimezone(zone).date()
         start = local_instant(day, window.start, zone).astimezone(self.zone)
         end = local_instant(day, window.end, zone).astimezone(self.zone)
-        return f"{text} ({start:%H:%M}-{end:%H:%M} {self.zone.key})"
+        return text, f"{start:%H:%M}-{end:%H:%M}"
+
+    def _call_details(
+        self,
+        campaign: CampaignFile,
+        row: ClaimedRow,
+        source: str | None,
+        context: dict[str, Any],
+        purchases: Mapping[int, str],
+        points: Mapping[int, tuple[str, str]],
+        now: dt.datetime,
+        fields: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """What a call list row shows (:class:`engine.channels.CallListChannel`).
+
+        The customer as the business knows them (external id, else email or
+        phone); the calling window in their time and in the centre's; the
+        campaign's key (what ``crm import responses`` reads back) and name;
+        its priority; points and tier. The script is the list's, not the
+        row's: rendered once with the customer's values as ``[first name]``
+        placeholders (the row beside it shows them), so the list prints it
+        once per campaign; a template that needs real values falls back to
+        its source.
+        """
+        zone = self._zone_of(fields)
+        local, centre = self._calling_window(zone, now)
+        balance, tier = points.get(row.customer_id, ("", ""))
+        definition = campaign.campaign
+        return {
+            "customer": fields.get("external_id") or fields.get("email") or fields.get("phone") or "",
+            "script": self._list_script(campaign, source, context) if source else definition.name,
+            "calling_window": local,
+            "centre_window": centre,
+            "timezone": zone.key,
+            "priority": definition.priority,
+            "last_purchases": purchases.get(row.customer_id, ""),
+            "loyalty_balance": balance,
+            "tier": tier,
+            "campaign": campaign.key,
+            "campaign_name": definition.name,
+        }
+
+    def _list_script(self, campaign: CampaignFile, source: str, context: dict[str, Any]) -> str:
+        """The call script as the list shows it once for everyone: customer values as placeholders."""
+        customer = _Placeholders(id=context["customer"]["id"])
+        profile = CustomerProfile(customer, _Placeholders(), _Placeholders(), _Placeholders(), [], [])
+        try:
+            return self.renderer.render_text(source, template_context(self.config, campaign, profile)).strip()
+        except Exception:  # a filter over a number, a loop over purchases: show what the marketer wrote
+            return (campaigns_folder(self.config) / "templates" / source).read_text(encoding="utf-8").strip()
+
+
+class _Placeholders(dict[str, Any]):
+    """A customer's values as a call script shown once per list names them: ``[first name]``."""
+
+    def __missing__(self, key: str) -> str:
+        return f"[{key.replace('_', ' ')}]"

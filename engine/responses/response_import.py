@@ -8,7 +8,8 @@ Columns (headers matched like the other imports, in English or Russian):
   names the contact itself and then decides the customer;
 * ``occurred_at`` (required): when the call, reply or score happened; a
   time without an offset is read in the business time zone;
-* ``campaign`` (optional): the campaign key the response answers;
+* ``campaign`` (optional): the campaign the response answers, by key or by name (when the caller
+  gives the names: ``campaigns`` as a mapping of key to name);
 * ``outcome`` (``code``, ``result``...): a call outcome, as the centre's own
   code (``[responses.call_centres.NAME].codes``) or an outcome name;
 * ``centre`` (optional, else ``--centre``): whose codes ``outcome`` uses;
@@ -35,7 +36,7 @@ with their reasons; good rows go in.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,7 @@ def import_responses(
     options: ImportOptions = ImportOptions(),
     settings: ResponsesSection = ResponsesSection(),
     centre: str | None = None,
-    campaigns: Collection[str] = (),
+    campaigns: Collection[str] | Mapping[str, str] = (),
     timezone: str = "Europe/Moscow",
     default_region: str = "RU",
     now: dt.datetime | None = None,
@@ -94,7 +95,10 @@ def import_responses(
     same file imported again under another source records nothing new.
     ``centre`` names the call centre whose codes the whole file uses (a
     ``centre`` column overrides it per row); ``campaigns`` are the known
-    campaign keys besides those that have runs in the database. Raises
+    campaign keys besides those that have runs in the database; given as a
+    mapping of key to name, a ``campaign`` cell may name a campaign by its
+    name too (ignoring case and spacing; a name two campaigns share is
+    refused, naming their keys). Raises
     :class:`~engine.errors.ImportFileError` (nothing imported) when the file
     cannot be read or lacks a required column, and
     :class:`~engine.errors.ConfigValueError` for an unknown ``centre``.
@@ -130,9 +134,11 @@ def import_responses(
     if missing:
         raise ImportFileError(str(path), "missing required columns: " + ", ".join(missing))
     prepared.summary = ResponseImportSummary.of(prepared.summary)
+    names = dict(campaigns) if isinstance(campaigns, Mapping) else {}
     importer = _ResponseImport(
-        prepared, source, outcomes, settings.satisfaction_scale, centre, set(campaigns), default_region
-    )
+        prepared, source, outcomes, settings.satisfaction_scale, centre, names or set(campaigns),
+        default_region,
+    )  # fmt: skip
     summary = run_import(engine, prepared, importer.process_chunk)
     assert isinstance(summary, ResponseImportSummary)
     return summary
@@ -191,7 +197,7 @@ class _ResponseImport:
         outcomes: CallOutcomes,
         scale: int,
         centre: str | None,
-        campaigns: set[str],
+        campaigns: set[str] | dict[str, str],
         default_region: str,
     ) -> None:
         self.prepared = prepared
@@ -199,7 +205,8 @@ class _ResponseImport:
         assert isinstance(summary, ResponseImportSummary)
         self.summary = summary
         self.source = source
-        self.campaigns = campaigns
+        self.campaigns = set(campaigns)
+        self.names = dict(campaigns) if isinstance(campaigns, dict) else {}  # campaign key -> name
         self.campaigns_loaded = False
         self.seen: set[str] = set()  # response keys met in this file
         self.reader = ResponseRowReader(
@@ -245,7 +252,10 @@ class _ResponseImport:
         """Reasons to reject ``item``; on none, its customer (and contact) are set."""
         problems: list[str] = []
         if item.campaign is not None and item.campaign not in self.campaigns:
-            problems.append(f"campaign: {_unknown_campaign(item.campaign, self.campaigns)}")
+            key, problem = self._campaign_named(item.campaign)
+            if problem:
+                problems.append(f"campaign: {problem}")
+            item.campaign = key or item.campaign
         if item.contact is not None:
             contact = contacts.get(item.contact)
             if contact is None:
@@ -309,6 +319,22 @@ class _ResponseImport:
             )  # fmt: skip
             self.summary.consent_withdrawn += effects.consent_withdrawn
             self.summary.suppressed += effects.suppressed
+
+    def _campaign_named(self, text: str) -> tuple[str | None, str | None]:
+        """The key of the campaign ``text`` names (a key in other case or spacing, or a name), or why none."""
+        wanted = _folded(text)
+        keys = sorted({key for key in self.campaigns if _folded(key) == wanted})
+        if not keys:
+            keys = sorted({key for key, name in self.names.items() if _folded(name) == wanted})
+        if len(keys) == 1:
+            return keys[0], None
+        if keys:
+            return None, f"{text!r} names several campaigns ({', '.join(keys)}): give the key"
+        return None, _unknown_campaign(text, self.campaigns)
+
+
+def _folded(text: str) -> str:
+    return " ".join(text.casefold().split())
 
 
 def _unknown_campaign(key: str, known: Collection[str]) -> str:

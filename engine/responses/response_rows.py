@@ -54,11 +54,11 @@ RESPONSE_FIELDS: dict[str, tuple[str, ...]] = {
     "kind": ("type", "response type", "тип", "вид"),
     "note": ("comment", "notes", "remark", "комментарий", "примечание"),
 }  # fmt: skip
-#: the other columns of a call list (besides key, customer_id, phone, campaign): a returned call
-#: list with an outcome column imports as it is
+#: the other columns of a call list (besides key, customer, phone, campaign and the columns the centre
+#: fills in: called_at, outcome, centre, note): a returned call list imports as it is
 CALL_LIST_COLUMNS = (
-    "name", "phone_national", "calling_window", "timezone", "segment", "script", "last_purchases",
-    "loyalty_balance", "curator",
+    "name", "phone_national", "calling_window", "timezone", "centre_window", "priority", "segment",
+    "script", "last_purchases", "loyalty_balance", "tier", "curator", "campaign_name",
 )  # fmt: skip
 REFERENCES = ("key", "customer", "customer_external_id", "customer_email", "customer_phone")
 CALL = "call"
@@ -171,6 +171,8 @@ class ResponseRowReader:
         if width_problem:
             return None, [width_problem]
         cells = {name: row.cells[i] for name, i in self.columns.items() if not is_empty(row.cells[i])}
+        if "key" in cells:  # the contact decides the customer: a phone a spreadsheet mangled cannot reject it
+            cells = {name: cell for name, cell in cells.items() if name == "key" or name not in REFERENCES}
         values: dict[str, Any] = {}
         reasons: list[str] = []
         for name, cell in cells.items():

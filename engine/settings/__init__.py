@@ -17,7 +17,7 @@ The rules inside are compiled by :mod:`engine.config`.
 
 from __future__ import annotations
 
-from engine.settings.channels import CHANNEL_NAMES, ChannelsSection, PriceChange
+from engine.settings.channels import CHANNEL_NAMES, DKIM_HEADERS, ChannelsSection, DkimSection, PriceChange
 from engine.settings.config_toml import Settings, load_settings, read_model, read_toml
 from engine.settings.durations import Lag, add_months, calendar_days, parse_duration, parse_lag
 from engine.settings.evaluation import (
@@ -77,6 +77,7 @@ from engine.settings.zones import time_zone
 __all__ = [
     "CALL_OUTCOMES",
     "CHANNEL_NAMES",
+    "DKIM_HEADERS",
     "EARLIEST_BUSINESS_DATE",
     "EARLIEST_DATE",
     "FUNNEL_STAGES",
@@ -102,6 +103,7 @@ __all__ = [
     "Count",
     "Day",
     "Days",
+    "DkimSection",
     "Factor",
     "Lag",
     "Moment",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -117,6 +118,97 @@ class SmtpSection(_Strict):
     timeout: float = Field(30.0, gt=0, le=3600, description="seconds")
 
 
+#: the headers a DKIM signature covers (RFC 8058 asks for both List-Unsubscribe headers); one that a
+#: message lacks is signed as absent, so nobody can add it on the way
+DKIM_HEADERS: tuple[str, ...] = (
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "List-Id",
+    "MIME-Version",
+    "Content-Type",
+)
+
+
+class DkimSection(_Strict):
+    """``[channels.email.dkim]``: sign every email (rsa-sha256, relaxed/relaxed) with the domain's key.
+
+    The private key is a PEM file without a passphrase (``key_file``, relative
+    to config.toml), or the PEM itself in the environment
+    (``CRM_CHANNELS__EMAIL__DKIM__PRIVATE_KEY``), which wins over the file.
+    The public key is published as the TXT record ``SELECTOR._domainkey.DOMAIN``.
+    """
+
+    selector: str = Field(
+        pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$",
+        description="the DNS selector: the public key is the TXT record SELECTOR._domainkey.DOMAIN",
+    )
+    domain: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$",
+        description="the signing domain (d=); default: the domain of from",
+    )
+    key_file: str | None = Field(
+        None, description="PEM private key without a passphrase, relative to config.toml"
+    )
+    private_key: str | None = Field(
+        None,
+        description="the PEM itself: set CRM_CHANNELS__EMAIL__DKIM__PRIVATE_KEY rather than writing it here",
+    )
+
+    @model_validator(mode="after")
+    def _a_key(self) -> DkimSection:
+        if self.key_file is None and self.private_key is None:
+            raise ValueError(
+                "a DKIM key is needed: key_file = 'dkim.pem' (relative to config.toml) "
+                "or the PEM in CRM_CHANNELS__EMAIL__DKIM__PRIVATE_KEY"
+            )
+        return self
+
+    def key_path(self, config_folder: Path) -> Path | None:
+        """The key file, relative paths taken from config.toml's folder; None when the PEM is given itself."""
+        if self.private_key is not None or self.key_file is None:
+            return None
+        path = Path(self.key_file).expanduser()
+        return path if path.is_absolute() else config_folder / path
+
+    def read_key(self, config_folder: Path) -> bytes:
+        """The PEM private key, checked to be an RSA key dkimpy can sign with.
+
+        Raises :class:`ValueError` saying what is wrong (no such file, not
+        readable, not a PEM RSA private key, encrypted); the caller names the setting.
+        """
+        path = self.key_path(config_folder)
+        if path is None:
+            data = (self.private_key or "").encode("utf-8")
+            where = "CRM_CHANNELS__EMAIL__DKIM__PRIVATE_KEY"
+        else:
+            where = str(path)
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                raise ValueError(f"no key file {path}") from None
+            except IsADirectoryError:
+                raise ValueError(f"{path} is a folder, not a key file") from None
+            except OSError as exc:
+                raise ValueError(f"cannot read the key file {path}: {exc.strerror or exc}") from None
+        if b"ENCRYPTED" in data:
+            raise ValueError(
+                f"{where}: the key has a passphrase; give it without one (openssl rsa -in K -out K2)"
+            )
+        from dkim.crypto import UnparsableKeyError, parse_pem_private_key
+
+        try:
+            parse_pem_private_key(data)
+        except (UnparsableKeyError, ValueError, IndexError, TypeError) as exc:
+            raise ValueError(f"{where}: not a PEM RSA private key ({exc})") from None
+        return data
+
+
 class EmailChannel(_Channel):
     """``[channels.email]``."""
 
@@ -124,15 +216,21 @@ class EmailChannel(_Channel):
     sender: str = Field("Shop <news@shop.example>", alias="from")
     maildir: str = Field("outbox/maildir", description="Maildir folder, relative to config.toml")
     smtp: SmtpSection = Field(default_factory=SmtpSection)
+    dkim: DkimSection | None = Field(None, description="DKIM signing; none: emails go unsigned")
     concurrency: int = Field(8, ge=1, le=256)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @property
     def domain(self) -> str:
-        """The sender's domain: Message-IDs end with it."""
+        """The sender's domain: Message-IDs and List-Ids end with it."""
         address = self.sender.rsplit("<", 1)[-1].rstrip(">").strip()
         return address.rsplit("@", 1)[-1] if "@" in address else "localhost"
+
+    @property
+    def dkim_domain(self) -> str:
+        """The DKIM signing domain (d=): ``dkim.domain``, else the sender's."""
+        return (self.dkim.domain if self.dkim is not None else None) or self.domain
 
 
 class ListChannel(_Channel):

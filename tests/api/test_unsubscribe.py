@@ -216,3 +216,28 @@ def test_an_unknown_customer_is_not_found(  # type: ignore[no-untyped-def]
     assert (page.status_code, posted.status_code) == (404, 404)
     assert counts(db) == (0, 0)
     assert BASE_URL not in page.text
+
+
+def test_the_page_names_the_campaign_as_customers_know_it(  # type: ignore[no-untyped-def]
+    db, write_config, tmp_path: Path, serve_app
+) -> None:
+    mailing = send_mailing(db, write_config, tmp_path, count=1)
+    campaign = tmp_path / "campaigns" / "note.toml"
+    text = campaign.read_text(encoding="utf-8")
+    campaign.write_text(
+        text.replace('name = "Autumn note"\n', 'name = "Autumn note"\npublic_name = "Новости & скидки"\n'),
+        encoding="utf-8",
+    )
+    [anna] = mailing.customers
+    server = serve_app(create_app(mailing.config, db))
+    url = live(mailing.unsubscribe_header_url(anna), server)
+
+    page = httpx.get(url, timeout=10)
+    assert "Новости &amp; скидки" in page.text and "Autumn note" not in page.text
+    done = httpx.post(url, data={"scope": "email"}, timeout=10)
+    assert done.status_code == 200
+    assert "Новости &amp; скидки" in done.text and "Autumn note" not in done.text
+
+    campaign.unlink()  # a campaign that is gone is named as its sender is, never by its key
+    page = httpx.get(url, timeout=10)
+    assert "Shop" in page.text and "note" not in page.text.replace("noindex", "")

@@ -55,14 +55,14 @@ def test_the_example_campaign_is_valid(workspace: Path) -> None:
 def test_unknown_channel_lists_the_known_ones_with_file_and_line(workspace: Path) -> None:
     path = _edit(workspace, 'channel = "call"', 'channel = "phone"')
     assert (
-        f"{path}:22 steps[1].channel: unknown channel 'phone' (known: call, email, meeting, post, sms)"
+        f"{path}:27 steps[1].channel: unknown channel 'phone' (known: call, email, meeting, post, sms)"
         in _errors(workspace)
     )
 
 
 def test_unknown_segment_suggests_the_closest(workspace: Path) -> None:
     path = _edit(workspace, 'segment = "lapsing_large"', 'segment = "lapsing_larg"')
-    assert f"{path}:4 segment: unknown segment 'lapsing_larg' (did you mean lapsing_large?)" in _errors(
+    assert f"{path}:5 segment: unknown segment 'lapsing_larg' (did you mean lapsing_large?)" in _errors(
         workspace
     )
 
@@ -71,13 +71,13 @@ def test_missing_and_broken_templates(workspace: Path) -> None:
     path = _edit(workspace, 'script = "winback_call.md"', 'script = "nope.md"')
     (workspace / "campaigns" / "templates" / "winback.html.j2").write_text("<p>{{ customer.first_name </p>\n")
     errors = _errors(workspace)
-    assert any(e.startswith(f"{path}:25 steps[1].script: no file 'nope.md'") for e in errors)
-    assert any(e.startswith(f"{path}:17 steps[0].template: winback.html.j2:1: ") for e in errors)
+    assert any(e.startswith(f"{path}:30 steps[1].script: no file 'nope.md'") for e in errors)
+    assert any(e.startswith(f"{path}:18 steps[0].template: winback.html.j2:1: ") for e in errors)
 
 
 def test_a_schedule_that_never_fires_or_is_not_cron(workspace: Path) -> None:
     path = _edit(workspace, 'schedule = "0 10 * * MON"', 'schedule = "0 10 31 2 *"')
-    assert f"{path}:9 schedule: '0 10 31 2 *' never fires between start and end" in _errors(workspace)
+    assert f"{path}:10 schedule: '0 10 31 2 *' never fires between start and end" in _errors(workspace)
     _edit(workspace, 'schedule = "0 10 31 2 *"', 'schedule = "0 25 * * *"')
     assert any("schedule: not a cron expression" in e for e in _errors(workspace))
 
@@ -165,5 +165,5 @@ def test_a_campaign_ending_in_year_9999_is_refused_by_validate_not_a_crash_later
     for command in (("validate",), ("plan", "--campaign", "winback")):
         result = crm(*command, env=env)
         assert result.returncode == 1, (command, result.stderr)
-        assert "winback.toml:8 end: date 9999-12-31 is outside 1970-01-01 .. 2199-12-31" in result.stderr
+        assert "winback.toml:9 end: date 9999-12-31 is outside 1970-01-01 .. 2199-12-31" in result.stderr
         assert "Traceback" not in result.stderr

@@ -23,10 +23,13 @@ def _call(n: int, curator: str | None = "Анна Петрова", **details: ob
         recipient=f"+7916123{n:04d}",
         details={
             "name": f"Клиент {n}",
-            "calling_window": "10:00-19:00 Asia/Novosibirsk",
+            "calling_window": "10:00-19:00",
+            "centre_window": "06:00-15:00",
+            "timezone": "Asia/Novosibirsk",
             "segment": "lapsing_large",
             "campaign": "winback",
-            "script": "winback_call.md",
+            "campaign_name": "Win back",
+            "script": "Greet [first name].",
             "curator": curator,
             **details,
         },
@@ -50,25 +53,58 @@ def test_calls_are_listed_per_curator_once_per_key(tmp_path: Path) -> None:
     asyncio.run(again.close())
     anna = _rows(tmp_path / "calls-2026-12-07-Анна_Петрова.csv")
     assert [r["key"] for r in anna] == ["run3:1:1", "run3:4:1"]
-    assert anna[0]["phone"] == "+79161230001" and anna[0]["phone_national"] == "8 (916) 123-00-01"
-    assert anna[0]["calling_window"] == "10:00-19:00 Asia/Novosibirsk"
+    assert anna[0]["phone"] == "+7 916 123-00-01" and anna[0]["phone_national"] == "8 (916) 123-00-01"
+    assert (anna[0]["calling_window"], anna[0]["centre_window"]) == ("10:00-19:00", "06:00-15:00")
+    assert (anna[0]["called_at"], anna[0]["outcome"], anna[0]["centre"]) == ("", "", "")
     assert [r["key"] for r in _rows(tmp_path / "calls-2026-12-07-Олег.csv")] == ["run3:2:1"]
     assert [r["key"] for r in _rows(tmp_path / "calls-2026-12-07-unassigned.csv")] == ["run3:3:1"]
     sheet = openpyxl.load_workbook(tmp_path / "calls-2026-12-07-Анна_Петрова.xlsx").active
     assert sheet is not None
     values = list(sheet.values)
-    assert values[0][0] == "key" and [v[0] for v in values[1:]] == ["run3:1:1", "run3:4:1"]
+    assert values[0][-1] == "key" and [v[-1] for v in values[1:]] == ["run3:1:1", "run3:4:1"]
+    script = (tmp_path / "calls-2026-12-07-Анна_Петрова.script.txt").read_text(encoding="utf-8-sig")
+    assert script.count("=== campaign winback: Win back ===\nGreet [first name].\n") == 1
+
+
+def test_rows_are_in_calling_order_and_the_script_is_listed_once(tmp_path: Path) -> None:
+    from engine.settings import CallCentreSection
+
+    centres = {"main": CallCentreSection(codes={"1": "reached", "2": "no_answer"})}
+    channel = CallListChannel(tmp_path, DAY, centres=centres)
+    late = _call(1, centre_window="11:00-20:00", priority=5)
+    low = _call(2, centre_window="10:00-19:00", priority=1)
+    high = _call(3, centre_window="10:00-19:00", priority=10, campaign="urgent", script="Be quick.")
+    asyncio.run(channel.send([late, low]))
+    asyncio.run(channel.send([high]))
+    asyncio.run(channel.close())
+    in_csv = [row["key"] for row in _rows(tmp_path / "calls-2026-12-07-Анна_Петрова.csv")]
+    assert in_csv == ["run3:2:1", "run3:1:1", "run3:3:1"]  # each batch in calling order
+    workbook = openpyxl.load_workbook(tmp_path / "calls-2026-12-07-Анна_Петрова.xlsx")
+    assert [row[-1] for row in workbook["calls"].iter_rows(min_row=2, values_only=True)] == [
+        "run3:3:1", "run3:2:1", "run3:1:1",
+    ]  # fmt: skip
+    assert {row[-3] for row in workbook["calls"].iter_rows(min_row=2, values_only=True)} == {"main"}
+    assert list(workbook["outcomes"].values) == [("code", "outcome"), ("1", "reached"), ("2", "no_answer")]
+    assert [row[0] for row in workbook["script"].values] == ["campaign", "urgent", "winback"]
+    again = CallListChannel(tmp_path, DAY, centres=centres)  # another worker the same day
+    asyncio.run(again.send([_call(4), _call(5, script="Здравствуйте, [first name].")]))  # a second language
+    text = (tmp_path / "calls-2026-12-07-Анна_Петрова.script.txt").read_text(encoding="utf-8-sig")
+    assert text.count("=== campaign") == 3 and "=== outcome codes of call centre main ===\n1\treached" in text
+    assert text.count("=== campaign winback: Win back ===") == 2 and "Здравствуйте, [first name]." in text
 
 
 def test_cells_cannot_carry_formulas(tmp_path: Path) -> None:
     channel = CallListChannel(tmp_path, DAY)
-    asyncio.run(channel.send([_call(1, name='=HYPERLINK("http://evil")', last_purchases="+1 shoes; -1 bag")]))
+    hostile = '=HYPERLINK("http://evil")'
+    call = _call(1, name=hostile, last_purchases="+1 shoes; -1 bag", campaign_name=hostile, script=hostile)
+    asyncio.run(channel.send([call]))
     asyncio.run(channel.close())
     [row] = _rows(tmp_path / "calls-2026-12-07-Анна_Петрова.csv")
     assert row["name"] == '\'=HYPERLINK("http://evil")' and row["last_purchases"] == "'+1 shoes; -1 bag"
     workbook = openpyxl.load_workbook(tmp_path / "calls-2026-12-07-Анна_Петрова.xlsx")
-    cells = [cell for row in workbook.active.iter_rows() for cell in row]  # type: ignore[union-attr]
-    assert cells and all(cell.data_type != "f" for cell in cells)
+    cells = [cell for sheet in workbook.worksheets for row in sheet.iter_rows() for cell in row]
+    assert len(workbook.worksheets) == 3 and all(cell.data_type != "f" for cell in cells)
+    assert [row[2] for row in workbook["script"].values][1] == "'" + hostile
 
 
 def test_a_call_without_a_phone_fails_alone(tmp_path: Path) -> None:
@@ -117,3 +153,20 @@ def test_postal_and_meeting_lists(tmp_path: Path) -> None:
     asyncio.run(meetings.send([visit]))
     [task] = _rows(tmp_path / "meetings-2026-12-07-Олег.csv")
     assert (task["agenda"], task["curator"]) == ("renewal", "Олег")
+
+
+def test_a_day_file_an_older_version_started_keeps_its_columns(tmp_path: Path) -> None:
+    """Upgraded in the middle of a day: new calls go into the day's file under the columns it has."""
+    old = tmp_path / "calls-2026-12-07-Анна_Петрова.csv"
+    old.write_text(
+        "\ufeffkey;customer_id;name;phone;script\nrun3:9:1;9;Клиент 9;+79161230009;Hello\n", "utf-8"
+    )
+    channel = CallListChannel(tmp_path, DAY)
+    asyncio.run(channel.send([_call(1), _call(9)]))
+    asyncio.run(channel.close())
+    rows = _rows(old)
+    assert [(row["key"], row["name"], row["phone"]) for row in rows] == [
+        ("run3:9:1", "Клиент 9", "+79161230009"),
+        ("run3:1:1", "Клиент 1", "+7 916 123-00-01"),
+    ]
+    assert rows[1]["customer_id"] == rows[1]["script"] == ""  # columns this version no longer writes

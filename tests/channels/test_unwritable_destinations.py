@@ -105,6 +105,7 @@ def test_a_list_append_that_fails_is_cut_back(tmp_path: Path, monkeypatch: pytes
     asyncio.run(CallListChannel(folder, DAY).send([_call(1)]))
     day_file = folder / "calls-2026-12-07-Анна.csv"
     before = day_file.read_bytes()
+    listed = sorted(path.name for path in folder.iterdir())  # the list and its script file
     real_open = Path.open
 
     def half_then_full(self: Path, mode: str = "r", *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -120,7 +121,9 @@ def test_a_list_append_that_fails_is_cut_back(tmp_path: Path, monkeypatch: pytes
         asyncio.run(CallListChannel(folder, DAY).send([_call(2), _call(3, curator="Олег")]))
     monkeypatch.undo()
     assert day_file.read_bytes() == before
-    assert sorted(path.name for path in folder.iterdir()) == ["calls-2026-12-07-Анна.csv"]
+    assert sorted(path.name for path in folder.iterdir()) == listed == [
+        "calls-2026-12-07-Анна.csv", "calls-2026-12-07-Анна.script.txt",
+    ]  # fmt: skip
 
 
 def test_a_day_file_saved_over_by_a_spreadsheet_stops_the_channel(tmp_path: Path) -> None:

@@ -327,14 +327,22 @@ def test_merge_across_sources_by_external_id_then_email_then_phone(import_db: En
 
 
 def test_ambiguous_dates_are_refused(import_db: Engine, tmp_path: Path) -> None:
-    path = write(tmp_path / "dates.csv", "id;birth_date\n1;03.04.2025\n2;05.06.1990\n")
-    with pytest.raises(ImportFileError, match=r"ambiguous dates.*'03.04.2025'.*--date-format"):
+    path = write(tmp_path / "dates.csv", "id;birth_date\n1;03/04/2025\n2;05/06/1990\n")
+    with pytest.raises(ImportFileError, match=r"ambiguous dates.*'03/04/2025'.*--date-format"):
         import_customers(import_db, path, source="shop")
     assert count(import_db, Customer) == 0
 
-    summary = import_customers(import_db, path, source="shop", options=ImportOptions(date_format="%m.%d.%Y"))
-    assert summary.date_format == "%m.%d.%Y" and "date_format" not in summary.detected
+    summary = import_customers(import_db, path, source="shop", options=ImportOptions(date_format="%m/%d/%Y"))
+    assert summary.date_format == "%m/%d/%Y" and "date_format" not in summary.detected
     assert customers(import_db)["1"]["birth_date"] == dt.date(2025, 3, 4)
+
+
+def test_dotted_dates_are_day_first(import_db: Engine, tmp_path: Path) -> None:
+    """dd.mm.yyyy is how every locale that writes dots writes dates (Russian Excel saves 01.12.2026)."""
+    path = write(tmp_path / "dates.csv", "id;birth_date\n7;03.04.2025\n8;05.06.1990\n")
+    summary = import_customers(import_db, path, source="shop")
+    assert summary.date_format == "%d.%m.%Y"
+    assert customers(import_db)["7"]["birth_date"] == dt.date(2025, 4, 3)
 
     mixed = write(tmp_path / "mixed.csv", "id;birth_date\n1;25.04.2025\n2;04.25.1990\n")
     with pytest.raises(ImportFileError, match=r"dates disagree.*line 2.*line 3"):

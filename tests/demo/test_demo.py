@@ -6,6 +6,7 @@ import csv
 import email
 import email.policy
 import json
+import shlex
 from decimal import Decimal
 from pathlib import Path
 
@@ -155,7 +156,5 @@ def test_the_readmes_loyalty_examples_run_in_the_order_given_on_the_demo(tmp_pat
     assert len(examples) >= 10
     env = {"CRM_CONFIG": str(folder / "config.toml")}
     for example in examples:
-        import shlex
-
         done = crm(*shlex.split(example)[1:], env=env, cwd=tmp_path)
         assert done.returncode == 0, f"{example}\n{done.stdout}\n{done.stderr}"

@@ -11,10 +11,13 @@ from email.parser import BytesParser
 from pathlib import Path
 from urllib.parse import unquote
 
+from sqlalchemy import update
+
 from engine.channels import MemoryChannel, message_id
 from engine.contact_policy.links import verify
 from engine.db import installation_id
 from engine.loyalty.ledger import earn_purchase
+from engine.models import ACCOUNT
 from engine.models import outbox as states
 from engine.outbox import drain
 from tests.factories import add_customer, add_purchase, utc
@@ -140,17 +143,24 @@ def test_calls_become_call_lists_per_day_and_curator_with_what_agents_need(  # t
     with (folder / "calls-2026-12-01-Petrov.csv").open(encoding="utf-8-sig", newline="") as handle:
         [card] = list(csv.DictReader(handle, delimiter=";"))
     assert card["key"] == f"{run}:{anna}:1" and card["name"] == "Иванова Анна"
-    assert (card["phone"], card["phone_national"]) == ("+79161234567", "8 (916) 123-45-67")
-    assert card["calling_window"] == "10:00-19:00 (08:00-17:00 Europe/Moscow)"
+    assert (card["phone"], card["phone_national"]) == ("+7 916 123-45-67", "8 (916) 123-45-67")
+    assert (card["calling_window"], card["centre_window"]) == ("10:00-19:00", "08:00-17:00")
     assert card["timezone"] == "Asia/Yekaterinburg" and card["curator"] == "Petrov"
-    assert (card["segment"], card["campaign"]) == ("everyone", "Autumn note")
-    assert card["script"] == "Call Анна about the offer until 31 December."
+    assert (card["segment"], card["campaign"], card["campaign_name"]) == ("everyone", "note", "Autumn note")
+    assert "script" not in card  # once per list, in its script file
+    script = (folder / "calls-2026-12-01-Petrov.script.txt").read_text(encoding="utf-8-sig")
+    assert (
+        "=== campaign note: Autumn note ===\nCall [first name] about the offer until 31 December.\n" in script
+    )
     assert card["last_purchases"] == (
         "2026-11-04 shoes 400.00 RUB; 2026-11-03 shoes 300.00 RUB; 2026-11-02 shoes 200.00 RUB"
     )
     with (folder / "calls-2026-12-01-unassigned.csv").open(encoding="utf-8-sig", newline="") as handle:
         [other] = list(csv.DictReader(handle, delimiter=";"))
-    assert other["key"] == f"{run}:{oleg}:1" and other["calling_window"] == "10:00-19:00"
+    assert (
+        other["key"] == f"{run}:{oleg}:1"
+        and other["calling_window"] == other["centre_window"] == "10:00-19:00"
+    )
     assert (folder / "calls-2026-12-01-Petrov.xlsx").is_file()  # written when the channel closed
     rows = rows_of(db, run)
     assert rows[(anna, 1)].state == states.SENT and rows[(anna, 1)].reference == "calls-2026-12-01-Petrov.csv"
@@ -179,7 +189,7 @@ def test_a_worker_running_past_midnight_starts_the_next_days_call_lists(  # type
     folder = tmp_path / "calls"
     for day, customer in (("2026-12-01", today), ("2026-12-02", tomorrow)):
         with (folder / f"calls-{day}-unassigned.csv").open(encoding="utf-8-sig", newline="") as handle:
-            assert [row["customer_id"] for row in csv.DictReader(handle, delimiter=";")] == [str(customer)]
+            assert [row["key"] for row in csv.DictReader(handle, delimiter=";")] == [f"{run}:{customer}:1"]
         assert (folder / f"calls-{day}-unassigned.xlsx").is_file()
 
 
@@ -201,8 +211,16 @@ def test_a_call_list_tells_the_agent_the_points_the_customer_can_spend_now(  # t
         db, config.programmes["bonus"], order="O-1", customer="M-1", amount=Decimal(2000),
         now=T0 - dt.timedelta(days=14),
     )  # fmt: skip
+    with db.begin() as connection:  # the nightly tier job made the member gold
+        connection.execute(update(ACCOUNT).where(ACCOUNT.c.customer_id == member).values(tier="gold"))
     drain(db, config, until_idle=True, clock=Clock(T0 + dt.timedelta(hours=1)))
     with (tmp_path / "calls" / "calls-2026-12-01-unassigned.csv").open(encoding="utf-8-sig", newline="") as f:
         cards = {row["key"]: row for row in csv.DictReader(f, delimiter=";")}
-    assert cards[f"{run}:{member}:1"]["loyalty_balance"] == "100"
-    assert cards[f"{run}:{other}:1"]["loyalty_balance"] == ""  # not a member
+    assert (cards[f"{run}:{member}:1"]["loyalty_balance"], cards[f"{run}:{member}:1"]["tier"]) == (
+        "100",
+        "gold",
+    )
+    assert cards[f"{run}:{member}:1"]["customer"] == "M-1"  # as the business knows the customer
+    assert (
+        cards[f"{run}:{other}:1"]["loyalty_balance"] == cards[f"{run}:{other}:1"]["tier"] == ""
+    )  # not a member

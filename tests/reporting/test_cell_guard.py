@@ -46,6 +46,7 @@ HARMLESS = ["=1+1", "=A1"]
 #: every module that writes a CSV or a workbook, and the tests that feed it formula-looking values
 WRITERS = {
     "engine/budget/workbook.py": "tests/budget/test_workbook.py::test_user_text_never_becomes_a_formula",
+    "engine/channels/call_list.py": "tests/channels/test_call_list.py::test_cells_cannot_carry_formulas",
     "engine/channels/list_file.py": "tests/channels/test_call_list.py::test_cells_cannot_carry_formulas",
     "engine/cli/budget.py": "tests/budget/test_budget_cli.py (csv) and the guard tests here",
     "engine/cli/loyalty.py": "test_a_statement_csv_never_carries_a_formula (here)",

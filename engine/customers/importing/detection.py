@@ -66,6 +66,9 @@ class DateEvidence:
             return "dmy", f"%d{sep}%m{sep}%Y"
         if self.month_first:
             return "mdy", f"%m{sep}%d{sep}%Y"
+        if self.ambiguous and sep == ".":
+            # dd.mm.yyyy: every locale that writes dates with dots puts the day first (Russian Excel too)
+            return "dmy", f"%d{sep}%m{sep}%Y"
         if self.ambiguous:
             line, text = self.ambiguous
             raise ImportFileError(
