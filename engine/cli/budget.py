@@ -110,9 +110,9 @@ def print_report(report: BudgetReport) -> None:
     if report.approved is not None and report.fingerprint_matches is False:
         changed = escape(f"(approved on {report.approved.definition.fingerprint}: the config changed since)")
         header += f" [yellow]{changed}[/yellow]"
-    console.print(header, soft_wrap=True)
+    console.print(header)
     if report.overrides:
-        console.print("what-if: " + ", ".join(report.overrides), soft_wrap=True, markup=False)
+        console.print("what-if: " + ", ".join(report.overrides), markup=False)
     title = "plan: unit cost x clients x contacts per client x runs + preparation"
     lines = Table(
         title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
@@ -146,7 +146,7 @@ def print_report(report: BudgetReport) -> None:
         )
     console.print(lines)
     for text in dict.fromkeys(traces):
-        console.print(f"  {text}", soft_wrap=True, markup=False)
+        console.print(f"  {text}", markup=False)
     matrix = report.matrix()
     table = Table(
         title=f"contact matrix (contacts / {currency})",
@@ -177,7 +177,7 @@ def print_report(report: BudgetReport) -> None:
         )
     )
     for note in report.notes:
-        console.print(f"note: {note}", soft_wrap=True, markup=False)
+        console.print(f"note: {note}", markup=False)
 
 
 def _print_diff(diff: BudgetDiff) -> None:

@@ -184,8 +184,55 @@ app = typer.Typer(
     rich_markup_mode=_RICH,
     pretty_exceptions_enable=False,
 )
-console = Console(highlight=False)
-console_err = Console(stderr=True, highlight=False)
+
+
+class FittingConsole(Console):
+    """A console whose tables fit the terminal: a table wider than it is printed one record at a time.
+
+    Rich would otherwise squeeze every column and split names, phones and
+    e-mail addresses mid-word; a record (``column: value`` lines) keeps each
+    value whole. Every command prints through this console, so every table fits.
+    """
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(*(self._fitted(item) for item in objects), **kwargs)
+
+    def _fitted(self, item: Any) -> Any:
+        from rich.measure import Measurement
+        from rich.table import Table
+
+        if not isinstance(item, Table) or not item.columns:
+            return item
+        if Measurement.get(self, self.options.update_width(10_000), item).maximum <= self.width:
+            return item
+        return _records(item)
+
+
+def _records(table: Any) -> Any:
+    """``table`` as one block of ``column: value`` lines per row (empty values left out)."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    parts: list[Any] = []
+    if table.title:
+        parts.append(
+            table.title if not isinstance(table.title, str) else Text.from_markup(table.title, style="bold")
+        )
+    headers = [" ".join(str(column.header).split()) for column in table.columns]
+    for row in zip(*(list(column.cells) for column in table.columns), strict=True):
+        record = Table.grid(padding=(0, 1))
+        record.add_column(style="bold", no_wrap=True)
+        record.add_column(overflow="fold")
+        for header, cell in zip(headers, row, strict=True):
+            if cell not in ("", None, "-"):
+                record.add_row(f"{header}:" if header else "", cell)
+        parts.extend([record, Text("")])
+    return Group(*parts)
+
+
+console = FittingConsole(highlight=False)
+console_err = FittingConsole(stderr=True, highlight=False)
 
 
 class State:
