@@ -51,7 +51,7 @@ def import_(
 
 def show(
     code: str | None = typer.Option(None, "--code", help="hard or soft (default: both)"),
-    limit: int = typer.Option(50, "--limit", min=0, help="how many to list, newest first"),
+    limit: int = typer.Option(50, "--limit", min=0, max=1_000_000, help="how many to list, newest first"),
     as_json: bool = typer.Option(False, "--json", help="print as JSON"),
 ) -> None:
     """List recorded bounces, newest first.

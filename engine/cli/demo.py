@@ -153,11 +153,19 @@ def demo(
     folder: Path = typer.Option(
         Path("crm-demo"), "--dir", help="workspace folder (its demo.db is recreated)"
     ),
-    customers: int = typer.Option(20_000, "--customers", min=1, help="how many customers to generate"),
-    purchases: int | None = typer.Option(
-        None, "--purchases", min=0, help="how many purchases to generate (default: 10 per customer)"
+    customers: int = typer.Option(
+        20_000, "--customers", min=1, max=1_000_000, help="how many customers to generate"
     ),
-    seed: int = typer.Option(42, "--seed", help="random seed: the same seed gives the same shop"),
+    purchases: int | None = typer.Option(
+        None,
+        "--purchases",
+        min=0,
+        max=20_000_000,
+        help="how many purchases to generate (default: 10 per customer)",
+    ),
+    seed: int = typer.Option(
+        42, "--seed", min=0, max=2**32 - 1, help="random seed: the same seed gives the same shop"
+    ),
 ) -> None:
     """Create a fresh SQLite workspace with a synthetic shop, refresh it, run its campaigns, print it all.
 

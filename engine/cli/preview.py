@@ -14,7 +14,7 @@ from engine.reporting import check_output_file
 def preview(
     campaign: str = typer.Argument(..., help="campaign key: the file name in campaigns/ without .toml"),
     customer: str = typer.Option(..., "--customer", help="external id, email, phone or #id"),
-    step: int = typer.Option(0, "--step", min=0, help="which step, from 0"),
+    step: int = typer.Option(0, "--step", min=0, max=1_000, help="which step, from 0"),
     out: Path | None = typer.Option(
         None, "--out", help="HTML file to write (default: previews/ beside config.toml)"
     ),

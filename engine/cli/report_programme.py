@@ -40,7 +40,9 @@ def _segments(text: str | None) -> list[str] | None:
 
 def programme(
     by: str | None = typer.Option(None, "--by", help="segment: one table per configured segment"),
-    periods: int = typer.Option(12, "--periods", "-n", min=1, help="how many periods, up to the current one"),
+    periods: int = typer.Option(
+        12, "--periods", "-n", min=1, max=120, help="how many periods, up to the current one"
+    ),
     segments: str | None = typer.Option(None, "--segments", help="with --by segment: these, in this order"),
     as_of: str | None = typer.Option(
         None, "--as-of", help="report as of a day's close (business time) or an ISO instant; default now"
@@ -146,7 +148,9 @@ def migration(
 
 def html(
     folder: Path = typer.Argument(..., help="folder for index.html, the campaign pages and their charts"),
-    periods: int = typer.Option(12, "--periods", "-n", min=1, help="periods of the programme indicators"),
+    periods: int = typer.Option(
+        12, "--periods", "-n", min=1, max=120, help="periods of the programme indicators"
+    ),
     as_of: str | None = typer.Option(
         None, "--as-of", help="the report as of a day (at its close) or an ISO instant; default now"
     ),

@@ -50,7 +50,7 @@ def show(
     dialect: str = typer.Option(
         "", "--dialect", help="sqlite or postgresql for --sql (default: the configured database)"
     ),
-    limit: int = typer.Option(20, "--limit", min=0, help="how many members to list"),
+    limit: int = typer.Option(20, "--limit", min=0, max=1_000_000, help="how many members to list"),
     as_json: bool = typer.Option(False, "--json", help="print members as JSON"),
 ) -> None:
     """Show who is in a segment, or its compiled SQL.

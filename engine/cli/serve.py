@@ -31,7 +31,9 @@ def application() -> FastAPI:
 def serve(
     host: str | None = typer.Option(None, "--host", help="address to listen on (default: [api].host)"),
     port: int | None = typer.Option(None, "--port", min=1, max=65535, help="port (default: [api].port)"),
-    workers: int = typer.Option(1, "--workers", min=1, help="worker processes (PostgreSQL: one per core)"),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=256, help="worker processes (PostgreSQL: one per core)"
+    ),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="log every request"),
 ) -> None:
     """Serve the HTTP API until stopped (Ctrl+C); the OpenAPI schema is at /openapi.json, docs at /docs.

@@ -49,7 +49,7 @@ def remove(
 
 def show(
     channel: str | None = typer.Option(None, "--channel", help="only this channel"),
-    limit: int = typer.Option(50, "--limit", min=0, help="how many to list, newest first"),
+    limit: int = typer.Option(50, "--limit", min=0, max=1_000_000, help="how many to list, newest first"),
     as_json: bool = typer.Option(False, "--json", help="print as JSON"),
 ) -> None:
     """List suppressed addresses, newest first.

@@ -65,7 +65,7 @@ def worker(
     channel: list[str] = typer.Option(
         [], "--channel", help="drain only this channel (repeatable): email, sms, call, post, meeting"
     ),
-    run: int | None = typer.Option(None, "--run", help="drain only this campaign run"),
+    run: int | None = typer.Option(None, "--run", min=1, max=2**31 - 1, help="drain only this campaign run"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Send what the outbox holds: emails, SMS, call lists, letters and meeting lists.
@@ -122,7 +122,9 @@ def worker(
 
 
 def resend(
-    run: int = typer.Argument(..., help="the campaign run whose failed messages to send again"),
+    run: int = typer.Argument(
+        ..., min=1, max=2**31 - 1, help="the campaign run whose failed messages to send again"
+    ),
 ) -> None:
     """Queue the failed messages of a run again (not bounced ones); a worker sends them.
 
