@@ -87,6 +87,14 @@ def validate() -> None:
         soft_wrap=True,
         markup=False,
     )
+    email = config.settings.channels.email
+    if email.dkim is not None:
+        console.print(
+            f"email: signed with DKIM, selector {email.dkim.selector}, domain {email.dkim_domain} "
+            f"(publish the public key as TXT {email.dkim.selector}._domainkey.{email.dkim_domain})",
+            soft_wrap=True,
+            markup=False,
+        )
     for warning in email_warnings(config):
         console_err.print(f"warning: {warning}", soft_wrap=True, markup=False)
 

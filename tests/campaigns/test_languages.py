@@ -121,3 +121,22 @@ def test_validate_refuses_a_missing_dkim_key_file_naming_file_line_and_field(wor
         in " ".join((result.stderr + result.stdout).split())
     )
     assert "Traceback" not in result.stderr
+
+
+def test_validate_says_that_email_is_signed(workspace: Path) -> None:
+    from tests.channels.dkim_keys import key_pair
+
+    (workspace / "dkim.pem").write_bytes(key_pair().private_pem)
+    config = workspace / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace(
+            "[channels.email.smtp]",
+            '[channels.email.dkim]\nselector = "crm"\nkey_file = "dkim.pem"\n\n[channels.email.smtp]',
+        ),
+        encoding="utf-8",
+    )
+    result = crm("--config", str(config), "validate")
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stdout.split())
+    assert "email: signed with DKIM, selector crm, domain" in said and "._domainkey." in said
