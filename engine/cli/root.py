@@ -121,10 +121,20 @@ def _process_age() -> float | None:
     return max(0.0, up - int(fields[19]) / ticks)  # field 22 of stat: start time in clock ticks after boot
 
 
+#: the most start-up before this module is imported; a process older than that was a shell that exec'd crm
+_START_UP = 5.0
+
+
 def elapsed() -> float:
-    """Seconds the whole command has taken so far, start-up included (what a command says it took)."""
+    """Seconds the whole command has taken so far, start-up included (what a command says it took).
+
+    From the process's start, unless the process was a script's shell that
+    ran other work before it exec'd ``crm`` (``./scripts/demo`` installs
+    first): then from when ``crm`` began importing.
+    """
+    since_import = time.monotonic() - _IMPORTED
     age = _process_age()
-    return age if age is not None else time.monotonic() - _IMPORTED
+    return age if age is not None and age <= since_import + _START_UP else since_import
 
 
 def area_group(module: str) -> TyperGroup:

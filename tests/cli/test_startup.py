@@ -102,3 +102,16 @@ def test_a_command_says_how_long_the_whole_command_took() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     assert float(done.stdout) >= 0.6
+
+
+def test_a_shell_that_worked_before_it_exec_d_crm_is_not_counted() -> None:
+    """``./scripts/demo`` installs, then execs ``crm demo``: the install is not the demo's time."""
+    probe = "from engine.cli.root import elapsed; print(elapsed())"
+    done = subprocess.run(
+        ["bash", "-c", f'sleep 6; exec "{sys.executable}" -c "{probe}"'],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert float(done.stdout) < 6
