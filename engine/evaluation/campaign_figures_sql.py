@@ -111,13 +111,7 @@ def last_runs(connection: Connection, keys: Sequence[str] | None = None) -> dict
         .where(RUN.c.state.in_(RAN_STATES), _of(RUN.c.campaign, keys))
         .group_by(RUN.c.campaign)
     ).all()
-    return {campaign: _aware(last) for campaign, last in rows if last is not None}
-
-
-def _aware(value: dt.datetime | str) -> dt.datetime:
-    """An aggregate's time as an aware UTC datetime (SQLite gives MAX() of a column back as text)."""
-    moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+    return {campaign: last for campaign, last in rows if last is not None}  # MAX keeps the column's UTC type
 
 
 def audience_counts(connection: Connection, keys: Sequence[str] | None) -> dict[GroupKey, int]:

@@ -113,11 +113,8 @@ def history_start(engine: Engine) -> dt.datetime | None:
     they had all just arrived.
     """
     with engine.connect() as connection:
-        first = connection.execute(select(func.min(MEMBERSHIP.c.entered_at))).scalar()
-    if first is None:
-        return None
-    moment = dt.datetime.fromisoformat(first) if isinstance(first, str) else first
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+        first: dt.datetime | None = connection.execute(select(func.min(MEMBERSHIP.c.entered_at))).scalar()
+    return first  # MIN keeps the column's type: an aware UTC datetime
 
 
 def segment_migration(

@@ -18,7 +18,6 @@ from engine.reporting.files import (
     check_output_folder,
     output_error,
     remove_quietly,
-    safe_rows,
     save_workbook,
     write_atomically,
 )
@@ -57,7 +56,6 @@ __all__ = [
     "png_data_uri",
     "remove_quietly",
     "safe_cell",
-    "safe_rows",
     "save_workbook",
     "write_atomically",
 ]

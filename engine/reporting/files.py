@@ -17,12 +17,11 @@ import errno
 import io
 import os
 import secrets
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.errors import OutputError
-from engine.reporting.spreadsheet import formula_safe, guard_workbook
+from engine.reporting.spreadsheet import guard_workbook
 
 if TYPE_CHECKING:
     from openpyxl import Workbook
@@ -169,9 +168,3 @@ def save_workbook(workbook: Workbook, path: Path, *, option: str | None = None) 
     buffer = io.BytesIO()
     workbook.save(buffer)
     return write_atomically(path, buffer.getvalue(), option=option)
-
-
-def safe_rows(rows: Iterable[list[str]]) -> Iterable[list[str]]:
-    """``rows`` with every cell made formula-safe, for files people open in spreadsheets."""
-    for row in rows:
-        yield [formula_safe(cell) for cell in row]

@@ -57,10 +57,9 @@ from engine.loyalty.batch.refund_state import (
     read_ledger,
     read_orders,
     read_refunds,
-    survivor,
     taken_keys,
 )
-from engine.loyalty.ledger import canonical, lock_accounts, refund, request_hash
+from engine.loyalty.ledger import canonical, lock_accounts, refund, request_hash, surviving_account
 from engine.loyalty.programme import Programme
 from engine.models import (
     ACTIVATE,
@@ -217,7 +216,7 @@ class _Chunk:
             ):
                 refunds.add(row.purchase_id)
                 if account_id is not None:  # the account that holds its points keeps its order too
-                    accounts.add(survivor(self.connection, account_id))
+                    accounts.add(surviving_account(self.connection, account_id))
         return refunds, accounts
 
     def _conflict(self, state: ChunkState, row: RefundRow) -> bool:

@@ -309,19 +309,6 @@ def taken_keys(connection: Connection, programme: Programme, bases: Sequence[str
     return derived
 
 
-def survivor(connection: Connection, account_id: int) -> int:
-    """The account that holds the points of ``account_id`` now (``surviving_account``: merges followed)."""
-    seen = {account_id}
-    while True:
-        merged = connection.execute(
-            select(ACCOUNT.c.merged_into_id).where(ACCOUNT.c.id == account_id)
-        ).scalar_one()
-        if merged is None or merged in seen:
-            return account_id
-        seen.add(merged)
-        account_id = int(merged)
-
-
 def _exists(connection: Connection, programme: Programme, key: str) -> bool:
     query = select(OPERATION.c.id).where(OPERATION.c.programme == programme.name, OPERATION.c.key == key)
     return connection.execute(query).first() is not None

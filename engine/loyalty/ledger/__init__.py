@@ -14,6 +14,7 @@ from engine.loyalty.ledger.posting import (
     ensure_account,
     record_tier_changes,
     request_hash,
+    surviving_account,
 )
 from engine.loyalty.ledger.redemption import capture, redeem, void, void_expired_holds
 from engine.loyalty.ledger.refunds import refund
@@ -43,6 +44,7 @@ __all__ = [
     "repay_debts",
     "request_hash",
     "statement",
+    "surviving_account",
     "transfer",
     "void",
     "void_expired_holds",

@@ -76,8 +76,8 @@ from engine.loyalty.ledger.redemption import capture, redeem
 from engine.loyalty.ledger.refunds import refund
 from engine.loyalty.programme.definition import Programme
 from engine.models.tables import ACCOUNT
-from engine.reporting.files import safe_rows
 from engine.reporting.periods import Period
+from engine.reporting.spreadsheet import safe_cell
 from tests.factories import utc
 from tests.loyalty.ledger_setup import assert_consistent, customers
 
@@ -438,7 +438,7 @@ def test_hostile_partner_names_are_not_formulas(
     sheet = build_settlement_workbook(report)["Settlement"]
     names = [sheet.cell(r, 1).value for r in range(1, sheet.max_row + 1)]
     assert "'=cmd" in names and "=cmd" not in names
-    rows = list(safe_rows(settlement_csv_rows(report)))
+    rows = [[safe_cell(cell) for cell in row] for row in settlement_csv_rows(report)]
     assert [row[4] for row in rows[1:]] == ["'=cmd", "fuel", "total"]
 
 
