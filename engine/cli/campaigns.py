@@ -357,8 +357,10 @@ def runs_command(
     Example: crm runs winback --limit 5
     """
     config = state.config()
-    if campaign is not None and campaign not in load_campaigns(config):
-        raise NotFoundError("campaign", campaign, sorted(load_campaigns(config)))
+    if campaign is not None:
+        known = load_campaigns(config)
+        if campaign not in known:
+            raise NotFoundError("campaign", campaign, sorted(known))
     lines = list_runs(state.engine(config), campaign, limit=limit)
     if as_json:
         print_json(lines)
